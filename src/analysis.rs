@@ -1,0 +1,383 @@
+//! Text analysis for BM25: jieba word segmentation in search mode, width
+//! folding, lowercasing and stop words, exposed as a tantivy [`Tokenizer`].
+//!
+//! Written by hand (rather than taking a jieba tokenizer crate) because the
+//! exact tokens are the core of lexical retrieval quality: we fold full-width
+//! forms before segmentation and must map every token back to byte offsets in
+//! the *original* text, which highlighting depends on.
+
+use std::sync::LazyLock;
+
+use jieba_rs::Jieba;
+use tantivy::tokenizer::{Token, TokenStream, Tokenizer};
+
+/// Name under which the tokenizer is registered in the tantivy index.
+pub const TOKENIZER_NAME: &str = "wenda_jieba";
+
+/// Version of the analysis rules; part of the index fingerprint, so changing
+/// them marks existing indexes stale.
+pub const ANALYZER_VERSION: &str = "jieba-search-hmm+fold+lower+stop-v1";
+
+/// Chinese function words and question words that carry no topic: matching
+/// them only adds noise to BM25. Common entries of the public Chinese
+/// stop-word lists (HIT, Baidu) plus the question words our users type.
+const CHINESE_STOP_WORDS: &[&str] = &[
+    "的",
+    "了",
+    "是",
+    "在",
+    "和",
+    "与",
+    "及",
+    "等",
+    "也",
+    "都",
+    "而",
+    "并",
+    "或",
+    "对",
+    "为",
+    "以",
+    "于",
+    "由",
+    "把",
+    "被",
+    "将",
+    "从",
+    "向",
+    "之",
+    "其",
+    "这",
+    "那",
+    "这些",
+    "那些",
+    "这个",
+    "那个",
+    "该",
+    "有",
+    "个",
+    "吗",
+    "呢",
+    "吧",
+    "啊",
+    "呀",
+    "哪",
+    "哪些",
+    "哪个",
+    "哪家",
+    "哪里",
+    "哪儿",
+    "什么",
+    "怎么",
+    "怎样",
+    "如何",
+    "为什么",
+    "为何",
+    "多少",
+    "几",
+    "是否",
+    "能否",
+    "请问",
+    "一下",
+    "我们",
+    "你们",
+    "他们",
+    "它们",
+    "我",
+    "你",
+    "他",
+    "她",
+    "它",
+    "就",
+    "又",
+    "还",
+    "很",
+    "更",
+    "最",
+    "但",
+    "但是",
+    "如果",
+    "因为",
+    "所以",
+    "以及",
+    "或者",
+    "并且",
+    "而且",
+    "其中",
+    "通过",
+    "进行",
+    "主要",
+    "哪一",
+    "哪种",
+    "谁",
+    "啥",
+    "着",
+    "过",
+    "上",
+    "中",
+    "下",
+    "里",
+    "到",
+    "给",
+    "让",
+    "所",
+    "得",
+    "地",
+    "要",
+    "会",
+];
+
+/// English function words, for questions asked in English.
+const ENGLISH_STOP_WORDS: &[&str] = &[
+    "a", "an", "the", "of", "and", "or", "to", "in", "on", "for", "with", "by", "is", "are", "was",
+    "were", "be", "been", "as", "at", "from", "that", "this", "these", "those", "it", "its",
+    "what", "which", "who", "whom", "how", "why", "when", "where", "does", "do", "did", "can",
+    "could", "would", "should", "will", "about", "into", "than", "there", "their",
+];
+
+static JIEBA: LazyLock<Jieba> = LazyLock::new(Jieba::new);
+
+/// One analysed token: normalized text plus its byte range in the input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnalyzedToken {
+    /// Folded, lowercased word.
+    pub text: String,
+    /// Byte offset of the first byte in the original input.
+    pub byte_from: usize,
+    /// Byte offset one past the last byte in the original input.
+    pub byte_to: usize,
+}
+
+/// Maps a full-width ASCII form to its half-width form and the ideographic
+/// space to a space; everything else is unchanged.
+pub fn fold_width(c: char) -> char {
+    match c as u32 {
+        0xFF01..=0xFF5E => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
+        0x3000 => ' ',
+        _ => c,
+    }
+}
+
+fn is_han(c: char) -> bool {
+    matches!(c as u32,
+        0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF | 0x20000..=0x2FA1F)
+}
+
+fn is_stop_word(word: &str) -> bool {
+    CHINESE_STOP_WORDS.contains(&word) || ENGLISH_STOP_WORDS.contains(&word)
+}
+
+/// Splits text into search terms. Cheap to clone: the dictionary is shared.
+#[derive(Clone, Default)]
+pub struct Analyzer {
+    _private: (),
+}
+
+impl Analyzer {
+    /// An analyzer over jieba's default dictionary (loaded once per process).
+    pub fn new() -> Self {
+        LazyLock::force(&JIEBA);
+        Analyzer { _private: () }
+    }
+
+    /// Segments `text` into tokens with byte offsets into `text` itself.
+    pub fn analyze(&self, text: &str) -> Vec<AnalyzedToken> {
+        // Fold widths char by char and remember, for each folded byte offset
+        // at a char boundary, the original byte offset.
+        let mut folded = String::with_capacity(text.len());
+        let mut to_original = vec![0usize; text.len() + 1];
+        for (orig_byte, c) in text.char_indices() {
+            let f = fold_width(c);
+            to_original[folded.len()] = orig_byte;
+            folded.push(f);
+        }
+        to_original[folded.len()] = text.len();
+        let mut tokens = Vec::new();
+        for t in JIEBA.cut_for_search(&folded, true) {
+            if !t.word.chars().any(|c| c.is_alphanumeric()) {
+                continue;
+            }
+            let word = t
+                .word
+                .trim_matches(|c: char| !(c.is_alphanumeric() || c == '%'));
+            if word.is_empty() {
+                continue;
+            }
+            let lower = word.to_lowercase();
+            if is_stop_word(&lower) {
+                continue;
+            }
+            let lead = t.word.len()
+                - t.word
+                    .trim_start_matches(|c: char| !(c.is_alphanumeric() || c == '%'))
+                    .len();
+            let from = t.byte_start + lead;
+            let to = from + word.len();
+            tokens.push(AnalyzedToken {
+                text: lower,
+                byte_from: to_original[from],
+                byte_to: to_original[to],
+            });
+        }
+        // Search mode emits the parts of a long word before the word itself;
+        // consumers (tantivy's snippets) expect tokens in text order.
+        tokens.sort_by_key(|t| (t.byte_from, t.byte_to));
+        tokens
+    }
+
+    /// The distinct terms of a query, in first-seen order.
+    pub fn query_terms(&self, query: &str) -> Vec<String> {
+        let mut seen = Vec::new();
+        for t in self.analyze(query) {
+            if !seen.contains(&t.text) {
+                seen.push(t.text);
+            }
+        }
+        seen
+    }
+
+    /// True when `text` contains anything that could ever match (a letter,
+    /// digit or Han character), used to reject punctuation-only queries.
+    pub fn has_searchable_chars(text: &str) -> bool {
+        text.chars()
+            .map(fold_width)
+            .any(|c| c.is_alphanumeric() || is_han(c))
+    }
+}
+
+/// The tantivy tokenizer wrapping [`Analyzer`].
+#[derive(Clone, Default)]
+pub struct JiebaTokenizer {
+    analyzer: Analyzer,
+}
+
+impl JiebaTokenizer {
+    /// A tokenizer to register under [`TOKENIZER_NAME`].
+    pub fn new() -> Self {
+        JiebaTokenizer {
+            analyzer: Analyzer::new(),
+        }
+    }
+}
+
+/// Token stream over a pre-analysed token list.
+pub struct AnalyzedTokenStream {
+    tokens: Vec<Token>,
+    next: usize,
+}
+
+impl Tokenizer for JiebaTokenizer {
+    type TokenStream<'a> = AnalyzedTokenStream;
+
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> AnalyzedTokenStream {
+        let tokens = self
+            .analyzer
+            .analyze(text)
+            .into_iter()
+            .enumerate()
+            .map(|(position, t)| Token {
+                offset_from: t.byte_from,
+                offset_to: t.byte_to,
+                position,
+                text: t.text,
+                position_length: 1,
+            })
+            .collect();
+        AnalyzedTokenStream { tokens, next: 0 }
+    }
+}
+
+impl TokenStream for AnalyzedTokenStream {
+    fn advance(&mut self) -> bool {
+        self.next += 1;
+        self.next <= self.tokens.len()
+    }
+
+    fn token(&self) -> &Token {
+        &self.tokens[self.next - 1]
+    }
+
+    fn token_mut(&mut self) -> &mut Token {
+        &mut self.tokens[self.next - 1]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(text: &str) -> Vec<String> {
+        Analyzer::new()
+            .analyze(text)
+            .into_iter()
+            .map(|t| t.text)
+            .collect()
+    }
+
+    #[test]
+    fn offsets_point_at_the_original_bytes() {
+        let text = "２０２４年，ＡＩＧＣ与大模型在金融行业落地。GPT-4 的增长率达148%";
+        for t in Analyzer::new().analyze(text) {
+            let original = &text[t.byte_from..t.byte_to];
+            let folded: String = original
+                .chars()
+                .map(fold_width)
+                .collect::<String>()
+                .to_lowercase();
+            assert_eq!(folded, t.text, "token {t:?} covers {original:?}");
+        }
+    }
+
+    #[test]
+    fn technical_terms_years_and_percentages_are_terms() {
+        let w = words("AIGC与MaaS模式，GPT-4发布于2023年，复合增长率达148%");
+        for expected in ["aigc", "maas", "gpt", "2023", "148%"] {
+            assert!(
+                w.iter().any(|x| x == expected),
+                "{expected} missing from {w:?}"
+            );
+        }
+        assert!(w.iter().any(|x| x == "gpt-4" || x == "4"), "{w:?}");
+    }
+
+    #[test]
+    fn full_width_forms_fold_and_latin_lowercases() {
+        assert_eq!(words("ＡＩＧＣ"), words("aigc"));
+        assert_eq!(words("MaaS"), vec!["maas"]);
+    }
+
+    #[test]
+    fn search_mode_offers_parts_of_long_words() {
+        let w = words("中华人民共和国");
+        assert!(w.contains(&"中华人民共和国".to_string()));
+        assert!(w.contains(&"共和国".to_string()), "{w:?}");
+    }
+
+    #[test]
+    fn stop_words_and_punctuation_are_dropped() {
+        let w = words("什么是大模型？的、了。The model!");
+        assert!(
+            !w.iter().any(|x| x == "什么" || x == "的" || x == "the"),
+            "{w:?}"
+        );
+        assert!(w.iter().all(|x| x.chars().any(|c| c.is_alphanumeric())));
+        assert!(w.contains(&"模型".to_string()));
+    }
+
+    #[test]
+    fn punctuation_only_text_is_not_searchable() {
+        assert!(!Analyzer::has_searchable_chars("？！。，  ..."));
+        assert!(Analyzer::has_searchable_chars("ＡＩ"));
+    }
+
+    #[test]
+    fn tantivy_stream_yields_the_same_tokens() {
+        let mut tokenizer = JiebaTokenizer::new();
+        let mut stream = tokenizer.token_stream("大模型应用于医疗");
+        let mut got = Vec::new();
+        while stream.advance() {
+            got.push(stream.token().text.clone());
+        }
+        assert_eq!(got, words("大模型应用于医疗"));
+    }
+}

@@ -1,0 +1,50 @@
+//! Human-readable output of search results on a terminal.
+
+use wenda::retrieve::SearchResponse;
+
+/// Turns a `<b>`-marked HTML snippet into terminal text: bold red matches on
+/// a colour terminal, 【…】 otherwise.
+pub fn snippet_for_terminal(html: &str, color: bool) -> String {
+    let (open, close) = if color {
+        ("\x1b[1;31m", "\x1b[0m")
+    } else {
+        ("【", "】")
+    };
+    html.replace("<b>", open)
+        .replace("</b>", close)
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#x27;", "'")
+        .replace("&amp;", "&")
+}
+
+/// Prints ranked passages, one block each.
+pub fn hits(response: &SearchResponse, color: bool) {
+    if response.results.is_empty() {
+        println!(
+            "no passage matches {:?} (mode {})",
+            response.query, response.mode
+        );
+        return;
+    }
+    for hit in &response.results {
+        let c = &hit.citation;
+        let section = if c.section.is_empty() {
+            String::new()
+        } else {
+            format!(" § {}", c.section)
+        };
+        println!(
+            "{:>2}. [{:.3}] {} — {}:{}-{}{}",
+            hit.rank, hit.score, c.title, c.source, c.line_start, c.line_end, section
+        );
+        println!("    {}", snippet_for_terminal(&hit.snippet, color));
+    }
+    println!(
+        "({} results, mode {}, {:.1} ms)",
+        response.results.len(),
+        response.mode,
+        response.took_ms
+    );
+}

@@ -1,0 +1,612 @@
+//! Splitting one report into retrieval passages that remember their exact place.
+//!
+//! Written by hand because it is the core of our product: the reports are text
+//! extracted from PDFs, with line wraps in the middle of sentences (sometimes
+//! with blank lines between the halves), running page headers, page numbers and
+//! U+FFFD where digits were lost. We keep the original code point offsets of
+//! every character we keep, so each passage maps back to `[char_start, char_end)`
+//! of the original file.
+
+use std::collections::HashMap;
+
+/// Passages are closed once they reach this many characters (of cleaned text).
+/// 300 is the middle of the 150–400 range the retrieval literature and our
+/// dev set favour for BM25 over Chinese reports (a Python baseline used 300).
+pub const PASSAGE_TARGET_CHARS: usize = 300;
+
+/// A passage never grows past this many characters; longer sentences are cut
+/// at clause punctuation. Upper end of the 150–400 range (issue #2).
+pub const PASSAGE_MAX_CHARS: usize = 400;
+
+/// A passage shorter than this is not closed at a section heading; it runs on
+/// into the next section instead, so tiny sections do not become tiny passages.
+pub const SECTION_MERGE_BELOW_CHARS: usize = 80;
+
+/// The last sentence of a passage is repeated at the start of the next one
+/// (the "modest overlap") when it is at most this long, so a fact stated
+/// across a passage boundary is still found whole in one passage.
+pub const OVERLAP_MAX_CHARS: usize = 120;
+
+/// A short line that occurs at least this often in one file is page furniture
+/// (running header or footer); seen 4–14 times in our reports.
+pub const FURNITURE_MIN_REPEATS: usize = 3;
+
+/// Lines longer than this are never treated as repeated page furniture.
+pub const FURNITURE_MAX_CHARS: usize = 30;
+
+/// A blank-surrounded line is a heading only when it is at most this long:
+/// wrapped body lines in our reports are 30–35 characters wide.
+pub const HEADING_MAX_CHARS: usize = 24;
+
+/// Lines with an explicit heading mark (`#`, `第…章`, `一、`, `1.2`) may be this long.
+pub const MARKED_HEADING_MAX_CHARS: usize = 40;
+
+/// A span of one passage inside its file, before the catalog adds a title.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Chunk {
+    /// Cleaned text: line wraps joined, U+FFFD and page furniture left out.
+    pub text: String,
+    /// Nearest heading before (or at) the start of the passage; empty if none.
+    pub section: String,
+    /// 1-based line of the first character.
+    pub line_start: usize,
+    /// 1-based line of the last character.
+    pub line_end: usize,
+    /// 0-based code point offset of the first character.
+    pub char_start: usize,
+    /// 0-based code point offset one past the last character.
+    pub char_end: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum LineKind {
+    Blank,
+    Furniture,
+    /// Repeated running header that names the chapter: sets the section, adds no text.
+    RunningHeading,
+    Heading,
+    Body,
+}
+
+struct Line {
+    start: usize,
+    end: usize,
+    kind: LineKind,
+}
+
+/// One sentence (or clause piece of an over-long sentence) with its place.
+#[derive(Debug, Clone)]
+struct Sentence {
+    text: String,
+    len: usize,
+    char_start: usize,
+    char_end: usize,
+    line_start: usize,
+    line_end: usize,
+    section: String,
+    /// True when a heading came right before this sentence.
+    opens_section: bool,
+    /// True when this sentence is a heading line itself.
+    is_heading: bool,
+}
+
+fn is_han(c: char) -> bool {
+    matches!(c as u32,
+        0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF | 0x20000..=0x2FA1F)
+}
+
+fn is_wide(c: char) -> bool {
+    is_han(c) || matches!(c as u32, 0x3000..=0x303F | 0xFF00..=0xFFEF | 0x2018..=0x201F | 0x2026)
+}
+
+fn is_sentence_end(c: char) -> bool {
+    matches!(c, '。' | '！' | '？' | '；' | '!' | '?' | ';')
+}
+
+fn is_closer(c: char) -> bool {
+    matches!(
+        c,
+        '”' | '’' | '」' | '』' | '）' | ')' | '】' | '》' | '"' | '\''
+    )
+}
+
+/// Characters left out of what is analysed: the replacement character (lost
+/// digits) and control characters other than whitespace.
+fn is_dropped(c: char) -> bool {
+    c == '\u{FFFD}' || (c.is_control() && !c.is_whitespace()) || c == '\u{200B}' || c == '\u{FEFF}'
+}
+
+fn trimmed(chars: &[char]) -> String {
+    chars
+        .iter()
+        .collect::<String>()
+        .trim_matches(|c: char| c.is_whitespace() || c == '\u{3000}')
+        .to_string()
+}
+
+/// Heading text without markdown marks, U+FFFD and the broken numbering it leaves.
+fn heading_text(raw: &str) -> String {
+    let t = raw.trim_start_matches('#').trim();
+    let t: String = t.chars().filter(|c| !is_dropped(*c)).collect();
+    let t = t.trim_start_matches(['.', '、', ' ']);
+    t.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn is_page_number(t: &str) -> bool {
+    let core: String = t
+        .chars()
+        .filter(|c| !matches!(c, '-' | '—' | '–' | ' ' | '第' | '页' | '/' | '|'))
+        .collect();
+    !core.is_empty()
+        && core.chars().count() <= 4
+        && core.chars().all(|c| c.is_ascii_digit() || c == '\u{FFFD}')
+}
+
+fn has_heading_mark(t: &str) -> bool {
+    if t.starts_with('#') {
+        return true;
+    }
+    let mut it = t.chars();
+    let first = it.next().unwrap_or(' ');
+    if t.starts_with('第') && (t.contains('章') || t.contains('节') || t.contains("部分")) {
+        return true;
+    }
+    if t.starts_with("章节") {
+        return true;
+    }
+    // 一、  二、 …
+    if "一二三四五六七八九十".contains(first) {
+        let rest: String = t
+            .chars()
+            .skip_while(|c| "一二三四五六七八九十".contains(*c))
+            .collect();
+        if rest.starts_with('、') {
+            return true;
+        }
+    }
+    // （一） (1)
+    if (t.starts_with('（') || t.starts_with('('))
+        && t.chars().nth(2).is_some_and(|c| c == '）' || c == ')')
+    {
+        return true;
+    }
+    // 1. / 1.2 / 2.2.1 followed by text
+    if first.is_ascii_digit() {
+        let num: String = t
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == '.')
+            .collect();
+        let rest = &t[num.len()..];
+        let rest_first = rest.trim_start().chars().next();
+        return num.len() <= 6 && rest_first.is_some_and(|c| is_han(c) || c.is_ascii_uppercase());
+    }
+    false
+}
+
+fn looks_like_heading(t: &str, blank_around: bool) -> bool {
+    let n = t.chars().count();
+    // Numbering such as `一、` may use a list comma; the rest of a heading may not.
+    let body =
+        t.trim_start_matches(|c: char| c == '#' || c == ' ' || "一二三四五六七八九十".contains(c));
+    let body = body.strip_prefix('、').unwrap_or(body);
+    if n == 0
+        || body
+            .chars()
+            .any(|c| matches!(c, '。' | '！' | '？' | '；' | '，' | ',' | '、'))
+    {
+        return false;
+    }
+    if t.ends_with(['：', ':']) || t.starts_with(['•', '◆', '-', '*', '·', '▪', '●', '○', '►', '√'])
+    {
+        return false;
+    }
+    let letters = t
+        .chars()
+        .filter(|c| is_han(*c) || c.is_alphabetic())
+        .count();
+    if letters < 2 {
+        return false;
+    }
+    if has_heading_mark(t) {
+        return n <= MARKED_HEADING_MAX_CHARS;
+    }
+    blank_around && n <= HEADING_MAX_CHARS
+}
+
+fn classify_lines(chars: &[char]) -> Vec<Line> {
+    let mut lines = Vec::new();
+    let mut start = 0;
+    for (i, c) in chars.iter().enumerate() {
+        if *c == '\n' {
+            lines.push(Line {
+                start,
+                end: i,
+                kind: LineKind::Body,
+            });
+            start = i + 1;
+        }
+    }
+    if start < chars.len() {
+        lines.push(Line {
+            start,
+            end: chars.len(),
+            kind: LineKind::Body,
+        });
+    }
+    let texts: Vec<String> = lines
+        .iter()
+        .map(|l| trimmed(&chars[l.start..l.end]))
+        .collect();
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for t in &texts {
+        *counts.entry(t.as_str()).or_default() += 1;
+    }
+    let blank: Vec<bool> = texts
+        .iter()
+        .map(|t| t.chars().all(|c| c.is_whitespace() || is_dropped(c)))
+        .collect();
+    for (i, line) in lines.iter_mut().enumerate() {
+        let t = texts[i].as_str();
+        let n = t.chars().count();
+        line.kind = if blank[i] {
+            LineKind::Blank
+        } else if is_page_number(t) {
+            LineKind::Furniture
+        } else if counts[t] >= FURNITURE_MIN_REPEATS
+            && n <= FURNITURE_MAX_CHARS
+            && !t.chars().any(is_sentence_end)
+            && !t.ends_with(['：', ':'])
+        {
+            if looks_like_heading(t, true) {
+                LineKind::RunningHeading
+            } else {
+                LineKind::Furniture
+            }
+        } else {
+            let blank_before = i == 0 || blank[i - 1];
+            let blank_after = i + 1 >= blank.len() || blank[i + 1];
+            if looks_like_heading(t, blank_before && blank_after) {
+                LineKind::Heading
+            } else {
+                LineKind::Body
+            }
+        };
+    }
+    lines
+}
+
+/// Builds sentences from body lines: wraps are joined, terminators split.
+struct SentenceBuilder {
+    sentences: Vec<Sentence>,
+    text: String,
+    len: usize,
+    char_start: usize,
+    char_end: usize,
+    line_start: usize,
+    line_end: usize,
+    pending_break: bool,
+    section: String,
+    opens_section: bool,
+    heading: bool,
+    last_char: Option<char>,
+}
+
+impl SentenceBuilder {
+    fn new() -> Self {
+        SentenceBuilder {
+            sentences: Vec::new(),
+            text: String::new(),
+            len: 0,
+            char_start: 0,
+            char_end: 0,
+            line_start: 0,
+            line_end: 0,
+            pending_break: false,
+            section: String::new(),
+            opens_section: false,
+            heading: false,
+            last_char: None,
+        }
+    }
+
+    fn push(&mut self, c: char, pos: usize, line_no: usize) {
+        if c.is_whitespace() || c == '\u{3000}' {
+            if self.len > 0 && self.last_char != Some(' ') {
+                self.pending_break = true;
+            }
+            return;
+        }
+        if self.len == 0 {
+            self.char_start = pos;
+            self.line_start = line_no;
+        } else if self.pending_break {
+            // Join a wrap inside Chinese text without a space; keep one space
+            // between Latin words and numbers.
+            let prev = self.last_char.unwrap_or(' ');
+            if !(is_wide(prev) || is_wide(c)) {
+                self.text.push(' ');
+                self.len += 1;
+            }
+        }
+        self.pending_break = false;
+        self.text.push(c);
+        self.len += 1;
+        self.last_char = Some(c);
+        self.char_end = pos + 1;
+        self.line_end = line_no;
+    }
+
+    fn space(&mut self) {
+        if self.len > 0 {
+            self.pending_break = true;
+        }
+    }
+
+    fn close(&mut self) {
+        if self.len > 0 {
+            self.sentences.push(Sentence {
+                text: std::mem::take(&mut self.text),
+                len: self.len,
+                char_start: self.char_start,
+                char_end: self.char_end,
+                line_start: self.line_start,
+                line_end: self.line_end,
+                section: self.section.clone(),
+                opens_section: self.opens_section,
+                is_heading: self.heading,
+            });
+            self.opens_section = false;
+        }
+        self.len = 0;
+        self.heading = false;
+        self.pending_break = false;
+        self.last_char = None;
+    }
+}
+
+fn sentences(chars: &[char], lines: &[Line]) -> Vec<Sentence> {
+    let mut b = SentenceBuilder::new();
+    for (idx, line) in lines.iter().enumerate() {
+        let line_no = idx + 1;
+        match line.kind {
+            LineKind::Blank | LineKind::Furniture => continue,
+            LineKind::Heading | LineKind::RunningHeading => {
+                let title = heading_text(&chars[line.start..line.end].iter().collect::<String>());
+                if line.kind == LineKind::RunningHeading && title == b.section {
+                    continue;
+                }
+                b.close();
+                b.section = title;
+                b.opens_section = true;
+                if line.kind == LineKind::RunningHeading {
+                    continue;
+                }
+                // A real heading is also text of its section: it often names
+                // the very thing a question asks about.
+                let first = (line.start..line.end)
+                    .find(|&p| {
+                        !(chars[p] == '#' || chars[p].is_whitespace() || is_dropped(chars[p]))
+                    })
+                    .unwrap_or(line.end);
+                for pos in first..line.end {
+                    let c = chars[pos];
+                    if !is_dropped(c) {
+                        b.push(c, pos, line_no);
+                    }
+                }
+                b.heading = true;
+                b.close();
+                // The heading sentence carries the flag; the next sentence does not.
+                continue;
+            }
+            LineKind::Body => {}
+        }
+        let mut pos = line.start;
+        while pos < line.end {
+            let c = chars[pos];
+            if is_dropped(c) {
+                pos += 1;
+                continue;
+            }
+            b.push(c, pos, line_no);
+            pos += 1;
+            if is_sentence_end(c) {
+                while pos < line.end && is_closer(chars[pos]) {
+                    b.push(chars[pos], pos, line_no);
+                    pos += 1;
+                }
+                b.close();
+            } else if b.len >= PASSAGE_MAX_CHARS {
+                b.close();
+            }
+        }
+        b.space();
+    }
+    b.close();
+    b.sentences
+}
+
+/// Packs sentences into passages of about [`PASSAGE_TARGET_CHARS`].
+fn pack(sentences: &[Sentence]) -> Vec<Chunk> {
+    let mut chunks = Vec::new();
+    let mut current: Vec<&Sentence> = Vec::new();
+    let mut current_len = 0usize;
+    let emit = |current: &[&Sentence], chunks: &mut Vec<Chunk>| {
+        let (Some(first), Some(last)) = (current.first(), current.last()) else {
+            return;
+        };
+        let mut text = String::new();
+        for (i, s) in current.iter().enumerate() {
+            if i > 0 {
+                let prev = text.chars().last().unwrap_or(' ');
+                let next = s.text.chars().next().unwrap_or(' ');
+                if !(is_wide(prev) || is_wide(next)) || current[i - 1].is_heading {
+                    text.push(' ');
+                }
+            }
+            text.push_str(&s.text);
+        }
+        chunks.push(Chunk {
+            text,
+            section: first.section.clone(),
+            line_start: first.line_start,
+            line_end: last.line_end,
+            char_start: first.char_start,
+            char_end: last.char_end,
+        });
+    };
+    for s in sentences {
+        // A sentence carried over as overlap does not belong to a new section.
+        if s.opens_section
+            && current.len() == 1
+            && chunks
+                .last()
+                .is_some_and(|c: &Chunk| current[0].char_start < c.char_end)
+        {
+            current.clear();
+            current_len = 0;
+        }
+        let at_heading = s.opens_section && current_len >= SECTION_MERGE_BELOW_CHARS;
+        let too_long = current_len > 0 && current_len + s.len > PASSAGE_MAX_CHARS;
+        if at_heading || too_long {
+            emit(&current, &mut chunks);
+            let carry = if !at_heading {
+                current
+                    .last()
+                    .filter(|l| l.len <= OVERLAP_MAX_CHARS && current.len() > 1)
+                    .copied()
+            } else {
+                None
+            };
+            current.clear();
+            current_len = 0;
+            if let Some(l) = carry.filter(|l| l.len + s.len <= PASSAGE_MAX_CHARS) {
+                current.push(l);
+                current_len = l.len;
+            }
+        }
+        current.push(s);
+        current_len += s.len;
+        if current_len >= PASSAGE_TARGET_CHARS {
+            emit(&current, &mut chunks);
+            let carry = current
+                .last()
+                .filter(|l| l.len <= OVERLAP_MAX_CHARS && current.len() > 1)
+                .copied();
+            current.clear();
+            current_len = 0;
+            if let Some(l) = carry {
+                current.push(l);
+                current_len = l.len;
+            }
+        }
+    }
+    // A trailing carry-over alone repeats text already emitted.
+    if current.len() > 1
+        || chunks.is_empty()
+        || current
+            .first()
+            .is_some_and(|s| chunks.last().is_none_or(|c| s.char_start >= c.char_end))
+    {
+        emit(&current, &mut chunks);
+    }
+    chunks
+}
+
+/// Splits the full text of one report into passages with exact spans.
+pub fn chunk_text(raw: &str) -> Vec<Chunk> {
+    let chars: Vec<char> = raw.chars().collect();
+    let lines = classify_lines(&chars);
+    let sentences = sentences(&chars, &lines);
+    pack(&sentences)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn span(raw: &str, c: &Chunk) -> String {
+        raw.chars()
+            .skip(c.char_start)
+            .take(c.char_end - c.char_start)
+            .collect()
+    }
+
+    #[test]
+    fn joins_wraps_inside_chinese_and_keeps_spaces_between_latin_words() {
+        let raw = "大模型是指通过在海量数据上依托强大算力资源进行训练后能完\n\n成大量不同下游任务的模型。\nGPT-4 and\nMaaS 模式很常见。\n";
+        let chunks = chunk_text(raw);
+        assert_eq!(chunks.len(), 1);
+        assert_eq!(
+            chunks[0].text,
+            "大模型是指通过在海量数据上依托强大算力资源进行训练后能完成大量不同下游任务的模型。GPT-4 and MaaS模式很常见。"
+        );
+        assert_eq!(chunks[0].line_start, 1);
+        assert_eq!(chunks[0].line_end, 5);
+        assert_eq!(chunks[0].char_start, 0);
+        assert_eq!(span(raw, &chunks[0]).chars().last(), Some('。'));
+    }
+
+    #[test]
+    fn drops_replacement_chars_page_numbers_and_running_headers() {
+        let mut raw = String::new();
+        for i in 0..4 {
+            raw.push_str("北京市人工智能报告\n");
+            raw.push_str(&format!(
+                "第{i}段：����年，大模型在政务场景落地，效果良好。\n"
+            ));
+            raw.push_str("- 12 -\n");
+        }
+        let chunks = chunk_text(&raw);
+        let all: String = chunks.iter().map(|c| c.text.as_str()).collect();
+        assert!(!all.contains('\u{FFFD}'));
+        assert!(!all.contains("北京市人工智能报告"), "{all}");
+        assert!(!all.contains("12 -"), "{all}");
+        assert!(all.contains("年，大模型在政务场景落地"));
+        assert_eq!(chunks[0].section, "北京市人工智能报告");
+    }
+
+    #[test]
+    fn headings_start_sections_and_sizes_stay_in_range() {
+        let sentence = "人工智能大模型在金融行业的应用正在加速落地，银行和保险机构纷纷开展试点。";
+        let mut raw = String::from("# 一、金融行业\n\n");
+        for _ in 0..20 {
+            raw.push_str(sentence);
+            raw.push('\n');
+        }
+        raw.push_str("\n## 二、医疗行业\n\n");
+        for _ in 0..3 {
+            raw.push_str("医疗大模型辅助医生完成病历书写与影像分析工作。\n");
+        }
+        let chunks = chunk_text(&raw);
+        assert!(chunks.len() >= 3);
+        for c in &chunks {
+            assert!(c.text.chars().count() <= PASSAGE_MAX_CHARS, "{}", c.text);
+        }
+        assert_eq!(chunks[0].section, "一、金融行业");
+        let last = chunks.last().unwrap();
+        assert_eq!(last.section, "二、医疗行业");
+        assert!(last.text.starts_with("二、医疗行业"), "{chunks:#?}");
+        // Overlap: consecutive passages of the first section share a sentence.
+        assert!(chunks[1].char_start < chunks[0].char_end);
+    }
+
+    #[test]
+    fn an_endless_sentence_is_cut_at_the_maximum() {
+        let raw: String = "数据".repeat(700);
+        let chunks = chunk_text(&raw);
+        assert!(chunks.len() >= 3);
+        assert!(
+            chunks
+                .iter()
+                .all(|c| c.text.chars().count() <= PASSAGE_MAX_CHARS)
+        );
+        assert_eq!(chunks.last().unwrap().char_end, 1400);
+    }
+
+    #[test]
+    fn empty_text_gives_no_passages() {
+        assert!(chunk_text("").is_empty());
+        assert!(chunk_text("\n\n  \n").is_empty());
+    }
+}

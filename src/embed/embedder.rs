@@ -1,0 +1,522 @@
+//! Running a BERT embedding model: tokenization with the model's prefixes, windowing of
+//! long inputs, length-sorted padded batches, pooling and L2 normalization.
+
+use candle_core::{DType, Device, IndexOp, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::models::bert::{BertModel, Config};
+use indicatif::ProgressBar;
+use rayon::prelude::*;
+use tokenizers::Tokenizer;
+use tracing::info;
+
+use super::EmbedError;
+use super::acquire::{ModelFiles, read_bert_config};
+use super::fast::FastBert;
+use super::profile::{ModelProfile, Pooling};
+
+/// Most padded tokens (batch size × longest sequence) in one forward pass. Measured on the
+/// 2-core development machine: larger batches gain nothing on CPU once the matrices are a
+/// few hundred rows tall, and this keeps attention buffers small (≈ 12 heads × 512² × 4 B
+/// per 512-token sequence).
+pub const BATCH_TOKEN_BUDGET: usize = 2048;
+
+/// Most sequences in one forward pass, so that a batch of very short texts stays small.
+pub const MAX_BATCH_SEQUENCES: usize = 64;
+
+/// Which device to run the model on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeviceChoice {
+    /// CUDA when this build has the `cuda` feature and a GPU is present, else CPU.
+    #[default]
+    Auto,
+    /// Always the CPU.
+    Cpu,
+    /// The first CUDA GPU; an error when unavailable.
+    Cuda,
+}
+
+impl DeviceChoice {
+    /// Resolves the choice to a candle device.
+    pub fn device(self) -> Result<Device, EmbedError> {
+        match self {
+            DeviceChoice::Cpu => Ok(Device::Cpu),
+            DeviceChoice::Auto => {
+                #[cfg(feature = "cuda")]
+                {
+                    if let Ok(d) = Device::new_cuda(0) {
+                        return Ok(d);
+                    }
+                    tracing::warn!("no usable CUDA GPU; running the model on the CPU");
+                }
+                Ok(Device::Cpu)
+            }
+            DeviceChoice::Cuda => {
+                #[cfg(feature = "cuda")]
+                {
+                    Device::new_cuda(0).map_err(|e| EmbedError::Device(format!("cannot open CUDA GPU 0: {e}. Use --device cpu")))
+                }
+                #[cfg(not(feature = "cuda"))]
+                {
+                    Err(EmbedError::Device(
+                        "this build has no CUDA support; rebuild with `--features cuda` or use --device cpu".to_string(),
+                    ))
+                }
+            }
+        }
+    }
+}
+
+/// One forward-pass input: a window of one text's content tokens.
+struct Window {
+    /// Index of the text it belongs to.
+    text: usize,
+    /// Full token ids, special tokens included.
+    ids: Vec<u32>,
+    /// Weight of this window in the text's average (its number of content tokens).
+    weight: f32,
+}
+
+/// The network that computes hidden states.
+enum Engine {
+    /// candle-transformers' BertModel (used on GPUs).
+    Candle(BertModel),
+    /// Our CPU encoder with a fast path for few-row inputs (same math).
+    Fast(FastBert),
+}
+
+/// A loaded embedding model, safe to share between threads (`Send + Sync`).
+pub struct Embedder {
+    model: Engine,
+    tokenizer: Tokenizer,
+    profile: ModelProfile,
+    device: Device,
+    dim: usize,
+    model_id: String,
+    /// Special ids the tokenizer puts before the content (`<s>` / `[CLS]`).
+    head_ids: Vec<u32>,
+    /// Special ids the tokenizer puts after the content (`</s>` / `[SEP]`).
+    tail_ids: Vec<u32>,
+    /// Id used to pad batches (masked out, so any id works).
+    pad_id: u32,
+}
+
+fn tok_err(context: impl Into<String>, e: impl std::fmt::Display) -> EmbedError {
+    EmbedError::Tokenizer {
+        context: context.into(),
+        reason: e.to_string(),
+    }
+}
+
+impl Embedder {
+    /// Loads the model folder on the chosen device; the weights are used as f32.
+    pub fn load(files: &ModelFiles, profile: &ModelProfile, device: DeviceChoice) -> Result<Embedder, EmbedError> {
+        let device = device.device()?;
+        let config = read_bert_config(&files.config, &files.dir)?;
+        if !files.weights.is_file() {
+            return Err(EmbedError::folder(&files.dir, "model.safetensors is missing"));
+        }
+        // SAFETY: the file is memory-mapped read-only; it must not be modified while the
+        // model is loaded, which holds for our model folders (written once, atomically).
+        let vb = unsafe { VarBuilder::from_mmaped_safetensors(std::slice::from_ref(&files.weights), DType::F32, &device) }
+            .map_err(|e| EmbedError::folder(&files.dir, format!("model.safetensors cannot be read: {e}")))?;
+        let mismatch = |e: candle_core::Error| EmbedError::folder(&files.dir, format!("model.safetensors does not match config.json: {e}"));
+        let model = if device.is_cpu() {
+            Engine::Fast(FastBert::load(vb, &config).map_err(mismatch)?)
+        } else {
+            Engine::Candle(BertModel::load(vb, &config).map_err(mismatch)?)
+        };
+        let tokenizer = Tokenizer::from_file(&files.tokenizer)
+            .map_err(|e| EmbedError::folder(&files.dir, format!("tokenizer.json does not load: {e}")))?;
+        let model_id = profile.model_id(&files.weights_sha256()?);
+        let emb = Self::from_parts(model, tokenizer, &config, profile.clone(), device, model_id)?;
+        info!(model = %emb.model_id, dim = emb.dim, device = ?emb.device, source = %files.source, "embedding model loaded");
+        Ok(emb)
+    }
+
+    /// Builds an embedder from a loaded network and tokenizer (used by `load` and tests).
+    fn from_parts(
+        model: Engine,
+        mut tokenizer: Tokenizer,
+        config: &Config,
+        profile: ModelProfile,
+        device: Device,
+        model_id: String,
+    ) -> Result<Embedder, EmbedError> {
+        tokenizer
+            .with_truncation(None)
+            .map_err(|e| tok_err("disabling truncation", e))?;
+        tokenizer.with_padding(None);
+        // Find the special tokens the post-processor wraps a text in.
+        let probe = "a";
+        let with = tokenizer.encode(probe, true).map_err(|e| tok_err("probe", e))?;
+        let without = tokenizer.encode(probe, false).map_err(|e| tok_err("probe", e))?;
+        let (with, without) = (with.get_ids(), without.get_ids());
+        let start = (0..=with.len().saturating_sub(without.len()))
+            .find(|&i| with[i..].starts_with(without))
+            .ok_or_else(|| tok_err("tokenizer.json", "cannot locate the text between the special tokens"))?;
+        let head_ids = with[..start].to_vec();
+        let tail_ids = with[start + without.len()..].to_vec();
+        if head_ids.len() + tail_ids.len() >= profile.max_length {
+            return Err(tok_err("tokenizer.json", "special tokens leave no room for text"));
+        }
+        if profile.max_length > config.max_position_embeddings {
+            return Err(EmbedError::Device(format!(
+                "profile max length {} exceeds the model's {} positions",
+                profile.max_length, config.max_position_embeddings
+            )));
+        }
+        let pad_id = ["<pad>", "[PAD]"]
+            .iter()
+            .find_map(|t| tokenizer.token_to_id(t))
+            .unwrap_or(0);
+        Ok(Embedder {
+            model,
+            tokenizer,
+            dim: config.hidden_size,
+            profile,
+            device,
+            model_id,
+            head_ids,
+            tail_ids,
+            pad_id,
+        })
+    }
+
+    /// Length of each embedding vector.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Stable id of model and weights (see [`ModelProfile::model_id`]); store it with an index.
+    pub fn model_id(&self) -> &str {
+        &self.model_id
+    }
+
+    /// The profile this embedder was loaded with.
+    pub fn profile(&self) -> &ModelProfile {
+        &self.profile
+    }
+
+    /// Most content tokens per window (max length minus the special tokens): 510 for e5.
+    pub fn max_content_tokens(&self) -> usize {
+        self.profile.max_length - self.head_ids.len() - self.tail_ids.len()
+    }
+
+    /// Token ids of `text` as the model sees them, without the special tokens.
+    pub fn content_ids(&self, text: &str) -> Result<Vec<u32>, EmbedError> {
+        let enc = self
+            .tokenizer
+            .encode(text, false)
+            .map_err(|e| tok_err(format!("text of {} bytes", text.len()), e))?;
+        Ok(enc.get_ids().to_vec())
+    }
+
+    /// Content ids of a query, prefix included.
+    pub fn query_ids(&self, text: &str) -> Result<Vec<u32>, EmbedError> {
+        self.content_ids(&format!("{}{}", self.profile.query_prefix, text))
+    }
+
+    /// Content ids of a passage, prefix included.
+    pub fn passage_ids(&self, text: &str) -> Result<Vec<u32>, EmbedError> {
+        self.content_ids(&format!("{}{}", self.profile.passage_prefix, text))
+    }
+
+    /// Splits one text's content ids into windows of at most `max_content_tokens`, each
+    /// wrapped in the special tokens.
+    fn windows(&self, text: usize, content: &[u32], out: &mut Vec<Window>) {
+        let max = self.max_content_tokens();
+        let mut push = |chunk: &[u32]| {
+            let mut ids = Vec::with_capacity(chunk.len() + self.head_ids.len() + self.tail_ids.len());
+            ids.extend_from_slice(&self.head_ids);
+            ids.extend_from_slice(chunk);
+            ids.extend_from_slice(&self.tail_ids);
+            out.push(Window {
+                text,
+                ids,
+                weight: chunk.len() as f32,
+            });
+        };
+        if content.is_empty() {
+            push(&[]);
+        } else {
+            content.chunks(max).for_each(&mut push);
+        }
+    }
+
+    /// Embeds one query (query prefix added); the vector is L2-normalized.
+    pub fn embed_query(&self, text: &str) -> Result<Vec<f32>, EmbedError> {
+        let ids = self.query_ids(text)?;
+        let mut windows = Vec::new();
+        self.windows(0, &ids, &mut windows);
+        let mut out = self.run(windows, 1, None)?;
+        out.pop().ok_or_else(|| EmbedError::Device("no output for the query".into()))
+    }
+
+    /// Embeds passages (passage prefix added), batching texts of similar length; the vectors
+    /// are L2-normalized and in input order. `progress` advances by one per finished text.
+    pub fn embed_passages(&self, texts: &[&str], progress: Option<&ProgressBar>) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let ids: Vec<Vec<u32>> = texts
+            .par_iter()
+            .map(|t| self.passage_ids(t))
+            .collect::<Result<_, _>>()?;
+        let mut windows = Vec::with_capacity(ids.len());
+        for (i, content) in ids.iter().enumerate() {
+            self.windows(i, content, &mut windows);
+        }
+        self.run(windows, texts.len(), progress)
+    }
+
+    /// Runs all windows in length-sorted batches and combines them per text.
+    fn run(&self, mut windows: Vec<Window>, n_texts: usize, progress: Option<&ProgressBar>) -> Result<Vec<Vec<f32>>, EmbedError> {
+        windows.sort_by_key(|w| w.ids.len());
+        let mut remaining = vec![0usize; n_texts];
+        for w in &windows {
+            remaining[w.text] += 1;
+        }
+        let mut sums = vec![vec![0f32; self.dim]; n_texts];
+        let mut weights = vec![0f32; n_texts];
+        let mut start = 0;
+        while start < windows.len() {
+            // Sorted ascending, so the last window of a batch is its longest.
+            let mut end = start + 1;
+            while end < windows.len()
+                && end - start < MAX_BATCH_SEQUENCES
+                && (end + 1 - start) * windows[end].ids.len() <= BATCH_TOKEN_BUDGET
+            {
+                end += 1;
+            }
+            let batch = &windows[start..end];
+            let pooled = self.forward(batch)?;
+            for (w, v) in batch.iter().zip(pooled) {
+                // A text with a single window needs no weighting (and an empty one has weight 0).
+                let wt = if remaining[w.text] == 1 && weights[w.text] == 0.0 { 1.0 } else { w.weight };
+                for (s, x) in sums[w.text].iter_mut().zip(&v) {
+                    *s += wt * x;
+                }
+                weights[w.text] += wt;
+                remaining[w.text] -= 1;
+                if remaining[w.text] == 0
+                    && let Some(p) = progress
+                {
+                    p.inc(1);
+                }
+            }
+            start = end;
+        }
+        for v in sums.iter_mut() {
+            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            if norm > 0.0 {
+                v.iter_mut().for_each(|x| *x /= norm);
+            }
+        }
+        Ok(sums)
+    }
+
+    /// One padded forward pass; returns the pooled (not normalized) vector per window.
+    fn forward(&self, batch: &[Window]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let ctx = |what: &str| format!("{what} for a batch of {} sequences", batch.len());
+        let b = batch.len();
+        let len = batch.iter().map(|w| w.ids.len()).max().unwrap_or(0);
+        let mut ids = Vec::with_capacity(b * len);
+        let mut mask = Vec::with_capacity(b * len);
+        for w in batch {
+            ids.extend_from_slice(&w.ids);
+            ids.extend(std::iter::repeat_n(self.pad_id, len - w.ids.len()));
+            mask.extend(std::iter::repeat_n(1u32, w.ids.len()));
+            mask.extend(std::iter::repeat_n(0u32, len - w.ids.len()));
+        }
+        let run = || -> candle_core::Result<Vec<Vec<f32>>> {
+            let ids = Tensor::from_vec(ids, (b, len), &self.device)?;
+            let types = ids.zeros_like()?;
+            let mask = Tensor::from_vec(mask, (b, len), &self.device)?;
+            let hidden = match &self.model {
+                Engine::Candle(m) => m.forward(&ids, &types, Some(&mask))?,
+                Engine::Fast(m) => m.forward(&ids, &mask)?,
+            };
+            let pooled = match self.profile.pooling {
+                Pooling::Cls => hidden.i((.., 0))?,
+                Pooling::Mean => {
+                    let m = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
+                    let sum = hidden.broadcast_mul(&m)?.sum(1)?;
+                    let count = m.sum(1)?;
+                    sum.broadcast_div(&count)?
+                }
+            };
+            pooled.to_dtype(DType::F32)?.to_vec2::<f32>()
+        };
+        let out = run().map_err(|e| EmbedError::compute(ctx("forward pass"), e))?;
+        debug_assert_eq!(out.first().map(|v| v.len()), Some(self.dim).filter(|_| b > 0));
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::embed::e5s1::tests::tiny_pieces;
+    use crate::embed::e5s1::{SpmVocab, build_charsmap, build_tokenizer};
+    use candle_nn::VarMap;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn embedder_is_send_sync() {
+        assert_send_sync::<Embedder>();
+    }
+
+    fn tiny_config(max_pos: usize) -> Config {
+        serde_json::from_value(serde_json::json!({
+            "vocab_size": 16, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
+            "intermediate_size": 64, "hidden_act": "gelu", "hidden_dropout_prob": 0.0,
+            "max_position_embeddings": max_pos, "type_vocab_size": 2, "initializer_range": 0.5,
+            "layer_norm_eps": 1e-12, "pad_token_id": 1, "classifier_dropout": null, "model_type": "bert"
+        }))
+        .expect("config")
+    }
+
+    fn tiny_embedder(pooling: Pooling, max_len: usize) -> Embedder {
+        tiny_embedder_with(pooling, max_len, false)
+    }
+
+    fn tiny_embedder_with(pooling: Pooling, max_len: usize, fast: bool) -> Embedder {
+        let config = tiny_config(max_len);
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+        let model = if fast {
+            Engine::Fast(FastBert::load(vb, &config).expect("model"))
+        } else {
+            Engine::Candle(BertModel::load(vb, &config).expect("model"))
+        };
+        let vocab = SpmVocab {
+            pieces: tiny_pieces().iter().map(|(p, s)| (p.to_string(), *s)).collect(),
+            bos: 0,
+            eos: 2,
+            pad: 1,
+            unk: 3,
+        };
+        let tokenizer = build_tokenizer(&vocab, &build_charsmap(&[]).expect("map")).expect("tok");
+        let mut profile = ModelProfile::e5_small();
+        profile.pooling = pooling;
+        profile.max_length = max_len;
+        Embedder::from_parts(model, tokenizer, &config, profile, Device::Cpu, "tiny@0".into()).expect("embedder")
+    }
+
+    fn cos(a: &[f32], b: &[f32]) -> f32 {
+        a.iter().zip(b).map(|(x, y)| x * y).sum()
+    }
+
+    /// Reference embedding computed directly: one unpadded forward, explicit pooling.
+    fn direct(e: &Embedder, ids: &[u32]) -> Vec<f32> {
+        let t = Tensor::new(ids, &Device::Cpu).expect("t").unsqueeze(0).expect("u");
+        let h = match &e.model {
+            Engine::Candle(m) => m.forward(&t, &t.zeros_like().expect("z"), None).expect("fwd"),
+            Engine::Fast(m) => m.forward(&t, &t.ones_like().expect("o")).expect("fwd"),
+        };
+        let h = h.squeeze(0).expect("sq").to_vec2::<f32>().expect("v");
+        match e.profile.pooling {
+            Pooling::Cls => h[0].clone(),
+            Pooling::Mean => (0..e.dim)
+                .map(|j| h.iter().map(|r| r[j]).sum::<f32>() / h.len() as f32)
+                .collect(),
+        }
+    }
+
+    fn normalized(v: Vec<f32>) -> Vec<f32> {
+        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.into_iter().map(|x| x / n).collect()
+    }
+
+    #[test]
+    fn pooling_normalization_and_batching() {
+        for (pooling, fast) in [(Pooling::Mean, false), (Pooling::Cls, false), (Pooling::Mean, true), (Pooling::Cls, true)] {
+            let e = tiny_embedder_with(pooling, 64, fast);
+            assert_eq!(e.dim(), 32);
+            assert_eq!(e.head_ids, vec![0]);
+            assert_eq!(e.tail_ids, vec![2]);
+            let texts = ["ab", "a ab ab c", "中文 ab a", "", "c c c c c c c ab ab"];
+            let batch = e.embed_passages(&texts, None).expect("batch");
+            for (t, v) in texts.iter().zip(&batch) {
+                let norm: f32 = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+                assert!((norm - 1.0).abs() < 1e-5, "norm {norm}");
+                // Single text call = batch result.
+                let single = e.embed_passages(&[t], None).expect("single");
+                assert!(cos(&single[0], v) > 0.99999, "batch vs single for {t:?}");
+                // Matches a direct, unpadded computation.
+                let mut ids = vec![0];
+                ids.extend(e.passage_ids(t).expect("ids"));
+                ids.push(2);
+                let want = normalized(direct(&e, &ids));
+                assert!(cos(&want, v) > 0.99999, "{pooling:?} {t:?}: {}", cos(&want, v));
+            }
+            let q = e.embed_query("ab").expect("query");
+            let mut ids = vec![0];
+            ids.extend(e.query_ids("ab").expect("ids"));
+            ids.push(2);
+            assert_eq!(ids, vec![0, 9, 10, 7, 2]);
+            assert!(cos(&normalized(direct(&e, &ids)), &q) > 0.99999);
+        }
+    }
+
+    #[test]
+    fn long_input_is_windowed() {
+        // max length 8 => 6 content tokens per window.
+        let e = tiny_embedder(Pooling::Mean, 8);
+        assert_eq!(e.max_content_tokens(), 6);
+        let text = "ab c ab c ab c ab c ab c"; // passage prefix adds 2 tokens
+        let content = e.passage_ids(text).expect("ids");
+        assert!(content.len() > 12, "{}", content.len());
+        let got = e.embed_passages(&[text], None).expect("embed");
+        let mut want = vec![0f32; e.dim];
+        let mut total = 0f32;
+        for chunk in content.chunks(6) {
+            let mut ids = vec![0];
+            ids.extend_from_slice(chunk);
+            ids.push(2);
+            let m = direct(&e, &ids);
+            for (w, x) in want.iter_mut().zip(m) {
+                *w += chunk.len() as f32 * x;
+            }
+            total += chunk.len() as f32;
+        }
+        let want = normalized(want.into_iter().map(|x| x / total).collect());
+        assert!(cos(&want, &got[0]) > 0.99999, "{}", cos(&want, &got[0]));
+    }
+
+    #[test]
+    fn missing_or_corrupt_folder_is_an_error() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let files = ModelFiles::in_dir(tmp.path());
+        let err = Embedder::load(&files, &ModelProfile::e5_small(), DeviceChoice::Cpu)
+            .err()
+            .expect("missing");
+        assert!(err.to_string().contains("config.json"), "{err}");
+        let cfg = serde_json::json!({
+            "vocab_size": 16, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
+            "intermediate_size": 64, "hidden_act": "gelu", "hidden_dropout_prob": 0.0,
+            "max_position_embeddings": 64, "type_vocab_size": 2, "initializer_range": 0.5,
+            "layer_norm_eps": 1e-12, "pad_token_id": 1, "classifier_dropout": null, "model_type": "bert"
+        });
+        std::fs::write(&files.config, cfg.to_string()).expect("cfg");
+        std::fs::write(&files.weights, b"\x10\0\0\0\0\0\0\0{}").expect("w");
+        let err = Embedder::load(&files, &ModelProfile::e5_small(), DeviceChoice::Cpu)
+            .err()
+            .expect("corrupt");
+        assert!(matches!(err, EmbedError::InvalidModelFolder { .. }), "{err}");
+        // Wrong shapes: a tensor of the wrong size under the right name.
+        let t = Tensor::zeros((3, 5), DType::F32, &Device::Cpu).expect("t");
+        let mut map = std::collections::HashMap::new();
+        map.insert("embeddings.word_embeddings.weight".to_string(), t);
+        candle_core::safetensors::save(&map, &files.weights).expect("save");
+        let err = Embedder::load(&files, &ModelProfile::e5_small(), DeviceChoice::Cpu)
+            .err()
+            .expect("shape");
+        assert!(err.to_string().contains("does not match"), "{err}");
+    }
+
+    #[cfg(not(feature = "cuda"))]
+    #[test]
+    fn cuda_without_feature_is_an_error() {
+        assert!(DeviceChoice::Cuda.device().is_err());
+        assert!(DeviceChoice::Auto.device().is_ok());
+    }
+}

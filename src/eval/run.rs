@@ -1,0 +1,196 @@
+//! Running an evaluation: each question through the [`Engine`] in each mode,
+//! judged into a [`Report`] (and TREC rankings for external tools).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use super::{
+    BeirSet, CUTOFF, QueryOutcome, Question, Report, RetrievedSpan, RunRanking, judge_question,
+};
+use crate::corpus::{Citation, Passage};
+use crate::error::Result;
+use crate::index::BuildProgress;
+use crate::retrieve::{Encoder, Engine, Fusion, Mode, SearchRequest};
+
+/// The outcome of evaluating one set: metrics plus rankings per mode.
+pub struct Evaluation {
+    /// Metrics per mode, per kind, and misses.
+    pub report: Report,
+    /// Per mode: ranked passage ids and scores per question (TREC run).
+    pub runs: Vec<(Mode, Vec<RunRanking>)>,
+}
+
+fn rank_all<T: Sync>(
+    engine: &Engine,
+    items: &[T],
+    mode: Mode,
+    query_of: impl Fn(&T) -> &str + Sync,
+    progress: &dyn BuildProgress,
+) -> Result<Vec<Vec<(u32, f32)>>> {
+    progress.stage(&format!("eval {mode}"), items.len() as u64);
+    let done = std::sync::atomic::AtomicU64::new(0);
+    let ids: std::collections::HashMap<&str, u32> = engine
+        .passages()
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.id.as_str(), i as u32))
+        .collect();
+    let rankings = items
+        .par_iter()
+        .map(|item| {
+            let request = SearchRequest {
+                query: query_of(item).to_string(),
+                k: CUTOFF,
+                mode,
+                source: None,
+            };
+            let response = engine.search(&request);
+            let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            if n % 16 == 0 {
+                progress.position(n);
+            }
+            // A question the engine rejects (e.g. nothing searchable) retrieves nothing.
+            Ok(match response {
+                Ok(r) => r
+                    .results
+                    .iter()
+                    .map(|h| (ids[h.id.as_str()], h.score))
+                    .collect(),
+                Err(crate::Error::InvalidQuery { .. }) => Vec::new(),
+                Err(e) => return Err(e),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    progress.finish();
+    Ok(rankings)
+}
+
+fn span_of(p: &Passage) -> RetrievedSpan {
+    RetrievedSpan {
+        id: p.id.clone(),
+        source: p.citation.source.clone(),
+        char_start: p.citation.char_start,
+        char_end: p.citation.char_end,
+    }
+}
+
+fn run_of(engine: &Engine, qid: &str, ranking: &[(u32, f32)]) -> RunRanking {
+    let passages = engine.passages();
+    (
+        qid.to_string(),
+        ranking
+            .iter()
+            .map(|(o, s)| (passages[*o as usize].id.clone(), *s))
+            .collect(),
+    )
+}
+
+/// Evaluates the dev-set questions with the span-overlap relevance rule.
+pub fn evaluate_questions(
+    engine: &Engine,
+    name: &str,
+    questions: &[Question],
+    modes: &[Mode],
+    progress: &dyn BuildProgress,
+) -> Result<Evaluation> {
+    let mut report = Report::new(name);
+    let mut runs = Vec::new();
+    for &mode in modes {
+        let rankings = rank_all(engine, questions, mode, |q| q.question.as_str(), progress)?;
+        let outcomes: Vec<QueryOutcome> = questions
+            .iter()
+            .zip(&rankings)
+            .map(|(q, r)| {
+                let spans: Vec<RetrievedSpan> = r
+                    .iter()
+                    .map(|(o, _)| span_of(&engine.passages()[*o as usize]))
+                    .collect();
+                judge_question(q, &spans)
+            })
+            .collect();
+        report.add_mode(mode.as_str(), &outcomes);
+        runs.push((
+            mode,
+            questions
+                .iter()
+                .zip(&rankings)
+                .map(|(q, r)| run_of(engine, &q.id, r))
+                .collect(),
+        ));
+    }
+    Ok(Evaluation { report, runs })
+}
+
+/// Every passage of the engine as a span, for TREC qrels of the dev set.
+pub fn all_spans(engine: &Engine) -> Vec<RetrievedSpan> {
+    engine.passages().iter().map(span_of).collect()
+}
+
+/// Passages of a BEIR collection: one per corpus row, cited by its id.
+pub fn beir_passages(set: &BeirSet) -> Vec<Passage> {
+    set.corpus
+        .iter()
+        .map(|d| {
+            let text = if d.title.is_empty() {
+                d.text.clone()
+            } else {
+                format!("{}\n{}", d.title, d.text)
+            };
+            Passage {
+                id: d.id.clone(),
+                citation: Citation {
+                    source: set.name.clone(),
+                    title: d.title.clone(),
+                    section: String::new(),
+                    line_start: 1,
+                    line_end: 1,
+                    char_start: 0,
+                    char_end: text.chars().count(),
+                },
+                text,
+            }
+        })
+        .collect()
+}
+
+/// Indexes a BEIR folder into `scratch_dir` and evaluates it by qrels.
+pub fn evaluate_beir(
+    set: &BeirSet,
+    scratch_dir: &Path,
+    encoder: Option<Arc<dyn Encoder>>,
+    fusion: Fusion,
+    modes: &[Mode],
+    progress: &dyn BuildProgress,
+) -> Result<Evaluation> {
+    let passages = beir_passages(set);
+    let engine = Engine::build_from_passages(scratch_dir, &passages, encoder, fusion, progress)?;
+    let mut report = Report::new(&set.name);
+    let mut runs = Vec::new();
+    for &mode in modes {
+        let rankings = rank_all(&engine, &set.queries, mode, |q| q.text.as_str(), progress)?;
+        let outcomes: Vec<QueryOutcome> = set
+            .queries
+            .iter()
+            .zip(&rankings)
+            .map(|(q, r)| {
+                let ids: Vec<&str> = r
+                    .iter()
+                    .map(|(o, _)| passages[*o as usize].id.as_str())
+                    .collect();
+                set.judge(q, &ids)
+            })
+            .collect();
+        report.add_mode(mode.as_str(), &outcomes);
+        runs.push((
+            mode,
+            set.queries
+                .iter()
+                .zip(&rankings)
+                .map(|(q, r)| run_of(&engine, &q.id, r))
+                .collect(),
+        ));
+    }
+    Ok(Evaluation { report, runs })
+}

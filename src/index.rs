@@ -1,0 +1,423 @@
+//! The on-disk index folder: a manifest, and one data folder holding the
+//! passages, the tantivy index and the passage vectors.
+//!
+//! ```text
+//! index/
+//!   manifest.json        fingerprint, settings, model, counts, data folder name
+//!   data-<stamp>/
+//!     passages.jsonl     passage text + citation, line i = ordinal i
+//!     tantivy/           the lexical index
+//!     vectors.f16        passage vectors, row i = ordinal i
+//! ```
+//!
+//! A build writes a new data folder and then replaces `manifest.json`
+//! atomically (write + rename), so a failed or interrupted build never
+//! damages the index already there. Readers compare the manifest with the
+//! current corpus, analysis settings and model, and refuse a stale index.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::analysis::ANALYZER_VERSION;
+use crate::corpus::{Passage, chunker_settings};
+use crate::dense::{DenseIndex, write_vectors};
+use crate::error::{Error, Result};
+use crate::lexical::{LexicalIndex, SECTION_BOOST};
+
+/// Version of the on-disk layout; a different version is rebuilt.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The manifest's file name inside the index folder.
+pub const MANIFEST_FILE: &str = "manifest.json";
+
+/// What an index was built from; compared on open to detect staleness.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Manifest {
+    /// Layout version ([`FORMAT_VERSION`]).
+    pub format_version: u32,
+    /// Digest of the corpus files and catalog.
+    pub corpus_fingerprint: String,
+    /// Analysis and chunking settings the index was built with.
+    pub settings: String,
+    /// Identity of the embedding model, when vectors were computed.
+    pub model_id: Option<String>,
+    /// Vector dimension (0 without vectors).
+    pub dim: usize,
+    /// Number of passages.
+    pub passages: usize,
+    /// Name of the data folder inside the index folder.
+    pub data_dir: String,
+    /// Seconds since the Unix epoch when the build finished.
+    pub built_at: u64,
+    /// Wall time of the build in seconds.
+    pub build_seconds: f64,
+}
+
+/// The analysis, chunking and ranking settings an index depends on.
+pub fn current_settings() -> String {
+    format!(
+        "{ANALYZER_VERSION}; {}; section_boost={SECTION_BOOST}",
+        chunker_settings()
+    )
+}
+
+/// What an index must match to be used.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Expectation {
+    /// Fingerprint of the corpus now on disk.
+    pub corpus_fingerprint: String,
+    /// Model that query vectors will come from (None: lexical only).
+    pub model_id: Option<String>,
+}
+
+/// An index opened from disk, ready for retrieval.
+pub struct StoredIndex {
+    /// The manifest it was opened with.
+    pub manifest: Manifest,
+    /// All passages, ordinal order.
+    pub passages: Vec<Passage>,
+    /// BM25 index.
+    pub lexical: LexicalIndex,
+    /// Passage vectors, when the index has them.
+    pub dense: Option<DenseIndex>,
+    /// The data folder.
+    pub data_dir: PathBuf,
+}
+
+/// Reads the manifest and says why the index cannot serve `expected`, if so.
+pub fn check(root: &Path, expected: &Expectation) -> std::result::Result<Manifest, String> {
+    let path = root.join(MANIFEST_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err("no index has been built yet".into());
+        }
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    };
+    let manifest: Manifest =
+        serde_json::from_str(&text).map_err(|e| format!("{} is corrupt ({e})", path.display()))?;
+    if manifest.format_version != FORMAT_VERSION {
+        return Err(format!(
+            "it has layout version {}, this wenda uses {FORMAT_VERSION}",
+            manifest.format_version
+        ));
+    }
+    if manifest.corpus_fingerprint != expected.corpus_fingerprint {
+        return Err("the corpus has changed since it was built (stale index)".into());
+    }
+    if manifest.settings != current_settings() {
+        return Err(format!(
+            "it was built with other analysis settings ({}), now {}",
+            manifest.settings,
+            current_settings()
+        ));
+    }
+    if let Some(model) = &expected.model_id {
+        if manifest.model_id.as_deref() != Some(model.as_str()) {
+            return Err(format!(
+                "its vectors come from model {:?}, but the model now is {model:?}",
+                manifest.model_id.as_deref().unwrap_or("none")
+            ));
+        }
+    }
+    Ok(manifest)
+}
+
+/// Opens the index at `root` if it matches `expected`; otherwise an
+/// [`Error::IndexUnusable`] saying why and which command rebuilds it.
+pub fn open(root: &Path, expected: &Expectation) -> Result<StoredIndex> {
+    let unusable = |reason: String| Error::IndexUnusable {
+        path: root.to_path_buf(),
+        reason,
+    };
+    let manifest = check(root, expected).map_err(unusable)?;
+    let data_dir = root.join(&manifest.data_dir);
+    let passages = read_passages(&data_dir.join("passages.jsonl"))
+        .map_err(|e| unusable(format!("passages unreadable: {e}")))?;
+    if passages.len() != manifest.passages {
+        return Err(unusable(format!(
+            "manifest says {} passages, passages.jsonl has {}",
+            manifest.passages,
+            passages.len()
+        )));
+    }
+    let lexical = LexicalIndex::open(&data_dir.join("tantivy"))
+        .map_err(|e| unusable(format!("lexical index is corrupt: {e}")))?;
+    if lexical.len() as usize != passages.len() {
+        return Err(unusable(format!(
+            "lexical index has {} documents for {} passages",
+            lexical.len(),
+            passages.len()
+        )));
+    }
+    let dense = if manifest.model_id.is_some() {
+        Some(
+            DenseIndex::open(&data_dir.join("vectors.f16"), passages.len(), manifest.dim)
+                .map_err(|e| unusable(e.to_string()))?,
+        )
+    } else {
+        None
+    };
+    Ok(StoredIndex {
+        manifest,
+        passages,
+        lexical,
+        dense,
+        data_dir,
+    })
+}
+
+/// Progress of a build, reported to whoever shows it (the CLI draws bars).
+pub trait BuildProgress: Sync {
+    /// A new stage begins with `total` units of work.
+    fn stage(&self, name: &str, total: u64);
+    /// The current stage has done `done` units so far.
+    fn position(&self, done: u64);
+    /// The current stage is over.
+    fn finish(&self);
+}
+
+/// A [`BuildProgress`] that shows nothing (tests, library callers).
+pub struct NoProgress;
+
+impl BuildProgress for NoProgress {
+    fn stage(&self, _: &str, _: u64) {}
+    fn position(&self, _: u64) {}
+    fn finish(&self) {}
+}
+
+/// Computes passage vectors at build time; implemented by the embedder.
+pub trait PassageEncoder: Sync {
+    /// Stable identity of the model (stored in the manifest).
+    fn model_id(&self) -> String;
+    /// Vector dimension.
+    fn dim(&self) -> usize;
+    /// L2-normalized vectors for the texts, reporting progress in texts done.
+    fn encode_passages(
+        &self,
+        texts: &[&str],
+        progress: &dyn BuildProgress,
+    ) -> Result<Vec<Vec<f32>>>;
+}
+
+/// Builds a complete index for `passages` under `root` and switches the
+/// manifest to it; the previous data folder is removed only afterwards.
+pub fn build(
+    root: &Path,
+    passages: &[Passage],
+    corpus_fingerprint: &str,
+    encoder: Option<&dyn PassageEncoder>,
+    progress: &dyn BuildProgress,
+) -> Result<StoredIndex> {
+    let started = Instant::now();
+    std::fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
+    let stamp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let data_name = format!("data-{stamp:x}");
+    let data_dir = root.join(&data_name);
+    let result = build_data(&data_dir, passages, encoder, progress);
+    let (model_id, dim) = match result {
+        Ok(v) => v,
+        Err(e) => {
+            // Leave the previous index untouched; drop the half-built folder.
+            let _ = std::fs::remove_dir_all(&data_dir);
+            return Err(e);
+        }
+    };
+    let previous = read_manifest(root).ok();
+    let manifest = Manifest {
+        format_version: FORMAT_VERSION,
+        corpus_fingerprint: corpus_fingerprint.to_string(),
+        settings: current_settings(),
+        model_id,
+        dim,
+        passages: passages.len(),
+        data_dir: data_name,
+        built_at: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+        build_seconds: started.elapsed().as_secs_f64(),
+    };
+    write_manifest(root, &manifest)?;
+    if let Some(old) = previous {
+        if old.data_dir != manifest.data_dir && old.data_dir.starts_with("data-") {
+            let _ = std::fs::remove_dir_all(root.join(&old.data_dir));
+        }
+    }
+    open(
+        root,
+        &Expectation {
+            corpus_fingerprint: corpus_fingerprint.to_string(),
+            model_id: manifest.model_id.clone(),
+        },
+    )
+}
+
+fn build_data(
+    data_dir: &Path,
+    passages: &[Passage],
+    encoder: Option<&dyn PassageEncoder>,
+    progress: &dyn BuildProgress,
+) -> Result<(Option<String>, usize)> {
+    std::fs::create_dir_all(data_dir).map_err(|e| Error::io(data_dir, e))?;
+    write_passages(&data_dir.join("passages.jsonl"), passages)?;
+    progress.stage("BM25 index", passages.len() as u64);
+    LexicalIndex::build(&data_dir.join("tantivy"), passages, &|n| {
+        progress.position(n as u64)
+    })?;
+    progress.finish();
+    let Some(encoder) = encoder else {
+        return Ok((None, 0));
+    };
+    progress.stage("passage vectors", passages.len() as u64);
+    let texts: Vec<&str> = passages.iter().map(|p| p.text.as_str()).collect();
+    let vectors = encoder.encode_passages(&texts, progress)?;
+    progress.finish();
+    write_vectors(&data_dir.join("vectors.f16"), &vectors, encoder.dim())?;
+    Ok((Some(encoder.model_id()), encoder.dim()))
+}
+
+/// Reads the manifest without checking it.
+pub fn read_manifest(root: &Path) -> Result<Manifest> {
+    let path = root.join(MANIFEST_FILE);
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    serde_json::from_str(&text).map_err(|e| Error::IndexUnusable {
+        path: root.to_path_buf(),
+        reason: format!("{MANIFEST_FILE} is corrupt ({e})"),
+    })
+}
+
+fn write_manifest(root: &Path, manifest: &Manifest) -> Result<()> {
+    let tmp = root.join(format!("{MANIFEST_FILE}.tmp"));
+    let json = serde_json::to_string_pretty(manifest).map_err(|e| Error::Corpus(e.to_string()))?;
+    std::fs::write(&tmp, json).map_err(|e| Error::io(&tmp, e))?;
+    let path = root.join(MANIFEST_FILE);
+    std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))
+}
+
+fn write_passages(path: &Path, passages: &[Passage]) -> Result<()> {
+    let file = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
+    let mut out = std::io::BufWriter::new(file);
+    for p in passages {
+        let line = serde_json::to_string(p).map_err(|e| Error::Corpus(e.to_string()))?;
+        writeln!(out, "{line}").map_err(|e| Error::io(path, e))?;
+    }
+    out.flush().map_err(|e| Error::io(path, e))
+}
+
+fn read_passages(path: &Path) -> Result<Vec<Passage>> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut passages = Vec::new();
+    for (i, line) in BufReader::new(file).lines().enumerate() {
+        let line = line.map_err(|e| Error::io(path, e))?;
+        let p: Passage = serde_json::from_str(&line).map_err(|e| Error::IndexUnusable {
+            path: path.to_path_buf(),
+            reason: format!("line {} is not a passage: {e}", i + 1),
+        })?;
+        passages.push(p);
+    }
+    Ok(passages)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::corpus::Citation;
+
+    fn passages() -> Vec<Passage> {
+        ["大模型在医疗行业的应用", "金融行业的智能客服"]
+            .iter()
+            .enumerate()
+            .map(|(i, t)| Passage {
+                id: format!("p{i}"),
+                text: t.to_string(),
+                citation: Citation {
+                    source: "a.txt".into(),
+                    title: "t".into(),
+                    section: String::new(),
+                    line_start: 1,
+                    line_end: 1,
+                    char_start: 0,
+                    char_end: 3,
+                },
+            })
+            .collect()
+    }
+
+    fn expect(fp: &str) -> Expectation {
+        Expectation {
+            corpus_fingerprint: fp.into(),
+            model_id: None,
+        }
+    }
+
+    #[test]
+    fn missing_stale_and_corrupt_indexes_are_refused_with_a_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let err = open(root, &expect("abc")).err().unwrap().to_string();
+        assert!(
+            err.contains("no index") && err.contains("wenda index"),
+            "{err}"
+        );
+
+        build(root, &passages(), "abc", None, &NoProgress).unwrap();
+        assert_eq!(open(root, &expect("abc")).unwrap().passages.len(), 2);
+        let stale = open(root, &expect("xyz")).err().unwrap().to_string();
+        assert!(stale.contains("stale"), "{stale}");
+        let with_model = Expectation {
+            corpus_fingerprint: "abc".into(),
+            model_id: Some("m".into()),
+        };
+        assert!(
+            open(root, &with_model)
+                .err()
+                .unwrap()
+                .to_string()
+                .contains("model")
+        );
+
+        std::fs::write(root.join(MANIFEST_FILE), "{not json").unwrap();
+        let corrupt = open(root, &expect("abc")).err().unwrap().to_string();
+        assert!(corrupt.contains("corrupt"), "{corrupt}");
+    }
+
+    #[test]
+    fn a_failed_rebuild_keeps_the_previous_index() {
+        struct Failing;
+        impl PassageEncoder for Failing {
+            fn model_id(&self) -> String {
+                "m".into()
+            }
+            fn dim(&self) -> usize {
+                2
+            }
+            fn encode_passages(&self, _: &[&str], _: &dyn BuildProgress) -> Result<Vec<Vec<f32>>> {
+                Err(Error::Corpus("model exploded".into()))
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        build(root, &passages(), "abc", None, &NoProgress).unwrap();
+        assert!(build(root, &passages(), "def", Some(&Failing), &NoProgress).is_err());
+        let kept = open(root, &expect("abc")).unwrap();
+        assert_eq!(kept.passages.len(), 2);
+        let data_dirs = std::fs::read_dir(root)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("data-")
+            })
+            .count();
+        assert_eq!(data_dirs, 1);
+    }
+}

@@ -1,0 +1,16 @@
+//! wenda (问答): retrieval-augmented question answering over Chinese reports.
+//!
+//! Data flows one way: [`corpus`] (reports → passages with citations) →
+//! [`analysis`] (jieba) → [`lexical`] (tantivy BM25) → retrieval → answers.
+//! See `ARCHITECTURE.md` for the whole picture.
+
+pub mod analysis;
+pub mod corpus;
+pub mod error;
+
+pub use error::{Error, Result};
+pub mod dense;
+pub mod eval;
+pub mod index;
+pub mod lexical;
+pub mod retrieve;

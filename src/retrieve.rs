@@ -1,0 +1,573 @@
+//! Retrieval: BM25, dense and hybrid search over a [`StoredIndex`], with
+//! explainable scores and per-stage timings. [`Engine`] is the one entry
+//! point the CLI, the server and the evaluation call.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::analysis::Analyzer;
+use crate::corpus::{Citation, Corpus, Passage};
+use crate::error::{Error, Result};
+use crate::index::{self, BuildProgress, Expectation, PassageEncoder, StoredIndex};
+
+/// Longest accepted query, in characters: far above any real question (the
+/// dev set's longest is under 60), low enough to bound analysis and embedding cost.
+pub const MAX_QUERY_CHARS: usize = 2000;
+
+/// Largest `k` a caller may ask for.
+pub const MAX_K: usize = 100;
+
+/// Default number of results.
+pub const DEFAULT_K: usize = 10;
+
+/// How many candidates each retriever contributes to fusion: deep enough
+/// that a passage ranked low by one retriever but high by the other still
+/// meets, as in the RRF paper's setups (top 100–1000).
+pub const FUSION_CANDIDATES: usize = 100;
+
+/// The RRF constant k from Cormack, Clarke & Büttcher (SIGIR 2009), who found 60
+/// robust across collections.
+pub const RRF_K: f32 = 60.0;
+
+/// Weight of the dense score in weighted fusion (BM25 gets `1 - weight`);
+/// both scores are first min–max normalized over the candidates.
+pub const DENSE_WEIGHT: f32 = 0.5;
+
+/// Which retrievers answer a query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// BM25 over jieba tokens only.
+    Bm25,
+    /// Embedding cosine only.
+    Dense,
+    /// Both, fused.
+    #[default]
+    Hybrid,
+}
+
+impl Mode {
+    /// Every mode, in the order reports list them.
+    pub const ALL: [Mode; 3] = [Mode::Bm25, Mode::Dense, Mode::Hybrid];
+
+    /// The mode's name as used on the command line and in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Bm25 => "bm25",
+            Mode::Dense => "dense",
+            Mode::Hybrid => "hybrid",
+        }
+    }
+}
+
+impl FromStr for Mode {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Mode> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "bm25" | "lexical" => Ok(Mode::Bm25),
+            "dense" | "vector" => Ok(Mode::Dense),
+            "hybrid" => Ok(Mode::Hybrid),
+            other => Err(Error::invalid(
+                "unknown_mode",
+                format!("unknown mode {other:?}: use bm25, dense or hybrid"),
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How BM25 and dense rankings are combined in hybrid mode.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", tag = "kind")]
+pub enum Fusion {
+    /// Reciprocal rank fusion: sum of 1 / (k + rank).
+    Rrf {
+        /// The RRF constant.
+        k: f32,
+    },
+    /// Convex combination of min–max normalized scores.
+    Weighted {
+        /// Weight of the dense score.
+        dense_weight: f32,
+    },
+}
+
+impl Default for Fusion {
+    fn default() -> Self {
+        Fusion::Rrf { k: RRF_K }
+    }
+}
+
+/// Turns a query into a vector; implemented by the embedder.
+pub trait QueryEncoder: Send + Sync {
+    /// Stable identity of the model.
+    fn model_id(&self) -> String;
+    /// L2-normalized query vector.
+    fn encode_query(&self, query: &str) -> Result<Vec<f32>>;
+}
+
+/// One search as a caller asks for it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SearchRequest {
+    /// The question or keywords.
+    pub query: String,
+    /// Number of results (1..=[`MAX_K`]).
+    pub k: usize,
+    /// Retrieval mode.
+    pub mode: Mode,
+    /// Restrict to one corpus file.
+    pub source: Option<String>,
+}
+
+impl SearchRequest {
+    /// A request with default `k` and mode.
+    pub fn new(query: impl Into<String>) -> Self {
+        SearchRequest {
+            query: query.into(),
+            k: DEFAULT_K,
+            mode: Mode::default(),
+            source: None,
+        }
+    }
+}
+
+/// Rank (1-based) and score a passage got from one retriever.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RankedScore {
+    /// 1-based rank among that retriever's candidates.
+    pub rank: usize,
+    /// That retriever's score.
+    pub score: f32,
+}
+
+/// One ranked passage.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Hit {
+    /// 1-based rank in the final list.
+    pub rank: usize,
+    /// Passage id.
+    pub id: String,
+    /// Final score (BM25, cosine, or fused, by mode).
+    pub score: f32,
+    /// Passage text.
+    pub text: String,
+    /// HTML snippet with matched words in `<b>`.
+    pub snippet: String,
+    /// Where the passage lies in its report.
+    pub citation: Citation,
+    /// What BM25 said, when it found this passage.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bm25: Option<RankedScore>,
+    /// What dense retrieval said, when it found this passage.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dense: Option<RankedScore>,
+}
+
+/// Milliseconds spent in each stage of one search.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct StageTimings {
+    /// Query analysis (jieba).
+    pub analysis_ms: f64,
+    /// BM25 search.
+    pub bm25_ms: f64,
+    /// Query embedding.
+    pub embedding_ms: f64,
+    /// Dense top-k.
+    pub dense_ms: f64,
+    /// Fusion of the two rankings.
+    pub fusion_ms: f64,
+    /// Snippets and result assembly.
+    pub snippets_ms: f64,
+}
+
+/// The answer to a [`SearchRequest`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SearchResponse {
+    /// The query as given.
+    pub query: String,
+    /// The mode actually used.
+    pub mode: Mode,
+    /// Total time in milliseconds.
+    pub took_ms: f64,
+    /// Time per stage.
+    pub timings: StageTimings,
+    /// Ranked passages.
+    pub results: Vec<Hit>,
+}
+
+/// Whether opening may (re)build a missing or stale index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RebuildPolicy {
+    /// Rebuild when missing or stale (with a log line saying why).
+    IfNeeded,
+    /// Never build: a missing or stale index is an error naming the command to run.
+    Never,
+}
+
+/// Where the engine finds its corpus and index.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Folder with the reports and `catalog.toml`.
+    pub corpus_dir: PathBuf,
+    /// Folder holding the index.
+    pub index_dir: PathBuf,
+    /// Whether a missing or stale index may be built.
+    pub rebuild: RebuildPolicy,
+    /// Fusion used in hybrid mode.
+    pub fusion: Fusion,
+}
+
+/// A model used both for passages (at build time) and queries.
+pub trait Encoder: PassageEncoder + QueryEncoder {}
+impl<T: PassageEncoder + QueryEncoder> Encoder for T {}
+
+/// The search engine: index, analyzer, optional embedder, fusion settings.
+pub struct Engine {
+    index: StoredIndex,
+    corpus_dir: Option<PathBuf>,
+    analyzer: Analyzer,
+    encoder: Option<Arc<dyn Encoder>>,
+    fusion: Fusion,
+}
+
+impl Engine {
+    /// Opens (and, if allowed and needed, builds) the index for the corpus.
+    pub fn open(
+        config: &EngineConfig,
+        encoder: Option<Arc<dyn Encoder>>,
+        progress: &dyn BuildProgress,
+    ) -> Result<Engine> {
+        let expected = Expectation {
+            corpus_fingerprint: Corpus::fingerprint(&config.corpus_dir)?,
+            model_id: encoder
+                .as_ref()
+                .map(|e| PassageEncoder::model_id(e.as_ref())),
+        };
+        let index = match index::open(&config.index_dir, &expected) {
+            Ok(index) => index,
+            Err(Error::IndexUnusable { reason, .. })
+                if config.rebuild == RebuildPolicy::IfNeeded =>
+            {
+                tracing::info!(
+                    "building the index at {}: {reason}",
+                    config.index_dir.display()
+                );
+                let corpus = Corpus::load(&config.corpus_dir)?;
+                index::build(
+                    &config.index_dir,
+                    &corpus.passages,
+                    &expected.corpus_fingerprint,
+                    encoder.as_deref().map(|e| e as &dyn PassageEncoder),
+                    progress,
+                )?
+            }
+            Err(e) => return Err(e),
+        };
+        Ok(Engine {
+            index,
+            corpus_dir: Some(config.corpus_dir.clone()),
+            analyzer: Analyzer::new(),
+            encoder,
+            fusion: config.fusion,
+        })
+    }
+
+    /// Builds an engine over arbitrary passages in `index_dir` (used for
+    /// benchmark collections that are not our corpus).
+    pub fn build_from_passages(
+        index_dir: &Path,
+        passages: &[Passage],
+        encoder: Option<Arc<dyn Encoder>>,
+        fusion: Fusion,
+        progress: &dyn BuildProgress,
+    ) -> Result<Engine> {
+        let index = index::build(
+            index_dir,
+            passages,
+            "external",
+            encoder.as_deref().map(|e| e as &dyn PassageEncoder),
+            progress,
+        )?;
+        Ok(Engine {
+            index,
+            corpus_dir: None,
+            analyzer: Analyzer::new(),
+            encoder,
+            fusion,
+        })
+    }
+
+    /// All passages, ordinal order.
+    pub fn passages(&self) -> &[Passage] {
+        &self.index.passages
+    }
+
+    /// The manifest of the index in use.
+    pub fn manifest(&self) -> &index::Manifest {
+        &self.index.manifest
+    }
+
+    /// The corpus folder, when the engine serves our corpus.
+    pub fn corpus_dir(&self) -> Option<&Path> {
+        self.corpus_dir.as_deref()
+    }
+
+    /// Modes this engine can serve (dense needs the model and vectors).
+    pub fn modes(&self) -> Vec<Mode> {
+        if self.encoder.is_some() && self.index.dense.is_some() {
+            Mode::ALL.to_vec()
+        } else {
+            vec![Mode::Bm25]
+        }
+    }
+
+    /// The fusion in use.
+    pub fn fusion(&self) -> Fusion {
+        self.fusion
+    }
+
+    /// Replaces the fusion (evaluation compares several).
+    pub fn set_fusion(&mut self, fusion: Fusion) {
+        self.fusion = fusion;
+    }
+
+    /// Checks a request and returns the trimmed query.
+    pub fn validate<'a>(&self, request: &'a SearchRequest) -> Result<&'a str> {
+        let q = request.query.trim();
+        if q.is_empty() {
+            return Err(Error::invalid(
+                "empty_query",
+                "the query is empty: type a question or keywords",
+            ));
+        }
+        let n = q.chars().count();
+        if n > MAX_QUERY_CHARS {
+            return Err(Error::invalid(
+                "query_too_long",
+                format!("the query has {n} characters; the limit is {MAX_QUERY_CHARS}"),
+            ));
+        }
+        if !Analyzer::has_searchable_chars(q) {
+            return Err(Error::invalid(
+                "no_searchable_text",
+                "the query has no letters, digits or Chinese characters to search for",
+            ));
+        }
+        if request.k == 0 || request.k > MAX_K {
+            return Err(Error::invalid(
+                "bad_k",
+                format!("k must be between 1 and {MAX_K}, got {}", request.k),
+            ));
+        }
+        if request.mode != Mode::Bm25 && !self.modes().contains(&request.mode) {
+            return Err(Error::invalid(
+                "mode_unavailable",
+                format!(
+                    "mode {} needs the embedding model and passage vectors; run `wenda index` with the model available, or use mode bm25",
+                    request.mode
+                ),
+            ));
+        }
+        if let Some(src) = &request.source {
+            if !self
+                .index
+                .passages
+                .iter()
+                .any(|p| &p.citation.source == src)
+            {
+                return Err(Error::invalid(
+                    "unknown_source",
+                    format!("no report named {src:?}; see the list of documents for valid names"),
+                ));
+            }
+        }
+        Ok(q)
+    }
+
+    /// Runs one search.
+    pub fn search(&self, request: &SearchRequest) -> Result<SearchResponse> {
+        let started = Instant::now();
+        let query = self.validate(request)?;
+        let mut timings = StageTimings::default();
+        let source = request.source.as_deref();
+        let passages = &self.index.passages;
+        let depth = match request.mode {
+            Mode::Hybrid => FUSION_CANDIDATES.max(request.k),
+            _ => request.k,
+        };
+
+        let t = Instant::now();
+        let terms = self.analyzer.query_terms(query);
+        timings.analysis_ms = ms(t);
+
+        let mut bm25 = Vec::new();
+        if request.mode != Mode::Dense {
+            let t = Instant::now();
+            bm25 = self
+                .index
+                .lexical
+                .search(&terms, depth, source)?
+                .into_iter()
+                .map(|h| (h.ord, h.score))
+                .collect();
+            timings.bm25_ms = ms(t);
+        }
+        let mut dense = Vec::new();
+        if request.mode != Mode::Bm25 {
+            let (Some(encoder), Some(vectors)) = (&self.encoder, &self.index.dense) else {
+                return Err(Error::invalid(
+                    "mode_unavailable",
+                    "dense retrieval is not available",
+                ));
+            };
+            let t = Instant::now();
+            let qv = encoder.encode_query(query)?;
+            timings.embedding_ms = ms(t);
+            let t = Instant::now();
+            let keep =
+                |ord: u32| source.is_none_or(|s| passages[ord as usize].citation.source == s);
+            dense = vectors
+                .top_k(&qv, depth, &keep)
+                .into_iter()
+                .map(|h| (h.ord, h.score))
+                .collect();
+            timings.dense_ms = ms(t);
+        }
+
+        let t = Instant::now();
+        let ranked: Vec<(u32, f32)> = match request.mode {
+            Mode::Bm25 => bm25.clone(),
+            Mode::Dense => dense.clone(),
+            Mode::Hybrid => fuse(&bm25, &dense, self.fusion),
+        };
+        timings.fusion_ms = ms(t);
+
+        let t = Instant::now();
+        let snippets = self.index.lexical.snippets(&terms)?;
+        let bm25_by_ord = explain(&bm25);
+        let dense_by_ord = explain(&dense);
+        let results = ranked
+            .into_iter()
+            .take(request.k)
+            .enumerate()
+            .map(|(i, (ord, score))| {
+                let p = &passages[ord as usize];
+                Hit {
+                    rank: i + 1,
+                    id: p.id.clone(),
+                    score,
+                    text: p.text.clone(),
+                    snippet: snippets.html(&p.text),
+                    citation: p.citation.clone(),
+                    bm25: bm25_by_ord.get(&ord).copied(),
+                    dense: dense_by_ord.get(&ord).copied(),
+                }
+            })
+            .collect();
+        timings.snippets_ms = ms(t);
+        Ok(SearchResponse {
+            query: request.query.clone(),
+            mode: request.mode,
+            took_ms: ms(started),
+            timings,
+            results,
+        })
+    }
+}
+
+fn ms(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1000.0
+}
+
+fn explain(ranking: &[(u32, f32)]) -> HashMap<u32, RankedScore> {
+    ranking
+        .iter()
+        .enumerate()
+        .map(|(i, (ord, score))| {
+            (
+                *ord,
+                RankedScore {
+                    rank: i + 1,
+                    score: *score,
+                },
+            )
+        })
+        .collect()
+}
+
+/// Combines two rankings (best first) into one, best first; ties break by ordinal.
+pub fn fuse(bm25: &[(u32, f32)], dense: &[(u32, f32)], fusion: Fusion) -> Vec<(u32, f32)> {
+    let mut scores: HashMap<u32, f32> = HashMap::new();
+    match fusion {
+        Fusion::Rrf { k } => {
+            for ranking in [bm25, dense] {
+                for (i, (ord, _)) in ranking.iter().enumerate() {
+                    *scores.entry(*ord).or_default() += 1.0 / (k + (i + 1) as f32);
+                }
+            }
+        }
+        Fusion::Weighted { dense_weight } => {
+            for (ranking, weight) in [(bm25, 1.0 - dense_weight), (dense, dense_weight)] {
+                let (lo, hi) = ranking
+                    .iter()
+                    .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), (_, s)| {
+                        (lo.min(*s), hi.max(*s))
+                    });
+                let span = hi - lo;
+                for (ord, s) in ranking {
+                    let normalized = if span > 0.0 { (s - lo) / span } else { 1.0 };
+                    *scores.entry(*ord).or_default() += weight * normalized;
+                }
+            }
+        }
+    }
+    let mut fused: Vec<(u32, f32)> = scores.into_iter().collect();
+    fused.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    fused
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rrf_rewards_agreement_between_retrievers() {
+        let bm25 = [(1, 9.0), (2, 8.0), (3, 7.0)];
+        let dense = [(3, 0.9), (1, 0.8), (4, 0.7)];
+        let fused = fuse(&bm25, &dense, Fusion::Rrf { k: 60.0 });
+        let order: Vec<u32> = fused.iter().map(|x| x.0).collect();
+        assert_eq!(order, vec![1, 3, 2, 4]);
+        let expected_top = 1.0 / 61.0 + 1.0 / 62.0;
+        assert!((fused[0].1 - expected_top).abs() < 1e-6);
+    }
+
+    #[test]
+    fn weighted_fusion_uses_normalized_scores() {
+        let bm25 = [(1, 20.0), (2, 10.0)];
+        let dense = [(2, 0.9), (1, 0.5)];
+        // bm25 norm: 1→1, 2→0; dense norm: 2→1, 1→0.
+        let dense_heavy = fuse(&bm25, &dense, Fusion::Weighted { dense_weight: 0.8 });
+        assert_eq!(dense_heavy[0].0, 2);
+        assert!((dense_heavy[0].1 - 0.8).abs() < 1e-6);
+        let bm25_heavy = fuse(&bm25, &dense, Fusion::Weighted { dense_weight: 0.2 });
+        assert_eq!(bm25_heavy[0].0, 1);
+    }
+
+    #[test]
+    fn modes_parse_and_unknown_modes_are_rejected() {
+        assert_eq!("BM25".parse::<Mode>().unwrap(), Mode::Bm25);
+        assert_eq!("hybrid".parse::<Mode>().unwrap(), Mode::Hybrid);
+        let err = "fuzzy".parse::<Mode>().unwrap_err();
+        assert!(err.to_string().contains("bm25, dense or hybrid"));
+    }
+}
