@@ -15,6 +15,7 @@
 //! damages the index already there. Readers compare the manifest with the
 //! current corpus, analysis settings and model, and refuse a stale index.
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -25,7 +26,7 @@ use crate::analysis::ANALYZER_VERSION;
 use crate::corpus::{Passage, chunker_settings};
 use crate::dense::{DenseIndex, write_vectors};
 use crate::error::{Error, Result};
-use crate::lexical::{LexicalIndex, SECTION_BOOST};
+use crate::lexical::{LexicalIndex, REPORT_BOOST, SECTION_BOOST};
 
 /// Version of the on-disk layout; a different version is rebuilt.
 pub const FORMAT_VERSION: u32 = 1;
@@ -59,7 +60,7 @@ pub struct Manifest {
 /// The analysis, chunking and ranking settings an index depends on.
 pub fn current_settings() -> String {
     format!(
-        "{ANALYZER_VERSION}; {}; section_boost={SECTION_BOOST}",
+        "{ANALYZER_VERSION}; {}; section_boost={SECTION_BOOST}; report_boost={REPORT_BOOST}",
         chunker_settings()
     )
 }
@@ -106,7 +107,10 @@ pub fn check(root: &Path, expected: &Expectation) -> std::result::Result<Manifes
         ));
     }
     if manifest.corpus_fingerprint != expected.corpus_fingerprint {
-        return Err("the corpus has changed since it was built (stale index)".into());
+        return Err(
+            "the corpus files, catalog or chunking rules changed since it was built (stale index)"
+                .into(),
+        );
     }
     if manifest.settings != current_settings() {
         return Err(format!(
@@ -208,6 +212,7 @@ pub trait PassageEncoder: Sync {
 pub fn build(
     root: &Path,
     passages: &[Passage],
+    report_labels: &HashMap<String, String>,
     corpus_fingerprint: &str,
     encoder: Option<&dyn PassageEncoder>,
     progress: &dyn BuildProgress,
@@ -220,7 +225,7 @@ pub fn build(
         .unwrap_or(0);
     let data_name = format!("data-{stamp:x}");
     let data_dir = root.join(&data_name);
-    let result = build_data(&data_dir, passages, encoder, progress);
+    let result = build_data(&data_dir, passages, report_labels, encoder, progress);
     let (model_id, dim) = match result {
         Ok(v) => v,
         Err(e) => {
@@ -262,13 +267,14 @@ pub fn build(
 fn build_data(
     data_dir: &Path,
     passages: &[Passage],
+    report_labels: &HashMap<String, String>,
     encoder: Option<&dyn PassageEncoder>,
     progress: &dyn BuildProgress,
 ) -> Result<(Option<String>, usize)> {
     std::fs::create_dir_all(data_dir).map_err(|e| Error::io(data_dir, e))?;
     write_passages(&data_dir.join("passages.jsonl"), passages)?;
     progress.stage("BM25 index", passages.len() as u64);
-    LexicalIndex::build(&data_dir.join("tantivy"), passages, &|n| {
+    LexicalIndex::build(&data_dir.join("tantivy"), passages, report_labels, &|n| {
         progress.position(n as u64)
     })?;
     progress.finish();
@@ -367,7 +373,7 @@ mod tests {
             "{err}"
         );
 
-        build(root, &passages(), "abc", None, &NoProgress).unwrap();
+        build(root, &passages(), &HashMap::new(), "abc", None, &NoProgress).unwrap();
         assert_eq!(open(root, &expect("abc")).unwrap().passages.len(), 2);
         let stale = open(root, &expect("xyz")).err().unwrap().to_string();
         assert!(stale.contains("stale"), "{stale}");
@@ -404,8 +410,18 @@ mod tests {
         }
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
-        build(root, &passages(), "abc", None, &NoProgress).unwrap();
-        assert!(build(root, &passages(), "def", Some(&Failing), &NoProgress).is_err());
+        build(root, &passages(), &HashMap::new(), "abc", None, &NoProgress).unwrap();
+        assert!(
+            build(
+                root,
+                &passages(),
+                &HashMap::new(),
+                "def",
+                Some(&Failing),
+                &NoProgress
+            )
+            .is_err()
+        );
         let kept = open(root, &expect("abc")).unwrap();
         assert_eq!(kept.passages.len(), 2);
         let data_dirs = std::fs::read_dir(root)

@@ -149,6 +149,7 @@ fn cmd_index(paths: &Paths, bars: &dyn BuildProgress) -> Result<()> {
     let built = index::build(
         &paths.index,
         &corpus.passages,
+        &corpus.report_labels(),
         &fingerprint,
         encoder.as_deref().map(|e| e as &dyn index::PassageEncoder),
         bars,

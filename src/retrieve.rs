@@ -266,6 +266,7 @@ impl Engine {
                 index::build(
                     &config.index_dir,
                     &corpus.passages,
+                    &corpus.report_labels(),
                     &expected.corpus_fingerprint,
                     encoder.as_deref().map(|e| e as &dyn PassageEncoder),
                     progress,
@@ -294,6 +295,7 @@ impl Engine {
         let index = index::build(
             index_dir,
             passages,
+            &HashMap::new(),
             "external",
             encoder.as_deref().map(|e| e as &dyn PassageEncoder),
             progress,

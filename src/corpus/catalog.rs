@@ -18,6 +18,22 @@ pub struct Report {
     pub publisher: String,
     /// Year of publication.
     pub year: u32,
+    /// Other names people use for the report or its publisher (e.g. English
+    /// names), so a question that names the report finds its passages.
+    #[serde(default)]
+    pub aliases: Vec<String>,
+}
+
+impl Report {
+    /// Words that identify the report in a question: title, publisher, aliases.
+    pub fn label(&self) -> String {
+        let mut label = format!("{} {}", self.title, self.publisher);
+        for a in &self.aliases {
+            label.push(' ');
+            label.push_str(a);
+        }
+        label
+    }
 }
 
 /// The whole catalog: the reports in a stable order.

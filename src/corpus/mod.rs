@@ -4,6 +4,7 @@
 mod catalog;
 mod chunk;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -99,6 +100,16 @@ impl Corpus {
             hasher.update(&bytes);
         }
         Ok(hex::encode(&hasher.finalize()[..16]))
+    }
+
+    /// Source file → report label (title, publisher, aliases), indexed so
+    /// that questions naming a report favour its passages.
+    pub fn report_labels(&self) -> HashMap<String, String> {
+        self.catalog
+            .reports
+            .iter()
+            .map(|r| (r.file.clone(), r.label()))
+            .collect()
     }
 
     /// The original text of a corpus file, looked up through the catalog so no

@@ -339,7 +339,7 @@ pub fn ensure_model(profile: &ModelProfile, models_root: &Path, opts: &FetchOpti
 
     // b. The Hugging Face hub.
     if opts.use_hub {
-        match fetch_from_hub(profile, &dest) {
+        match fetch_from_hub(profile, &dest, &hub_endpoint()) {
             Ok(files) => return Ok(files),
             Err(reason) => {
                 warn!(model = %profile.name, %reason, "Hugging Face hub not usable");
@@ -424,7 +424,7 @@ fn probe_endpoint(endpoint: &str, timeout: Duration) -> Result<(), String> {
 
 /// Takes the three files from the hub cache or, if the hub answers, downloads them, then
 /// copies them into `dest`. Returns a reason string on failure.
-fn fetch_from_hub(profile: &ModelProfile, dest: &Path) -> Result<ModelFiles, String> {
+fn fetch_from_hub(profile: &ModelProfile, dest: &Path, endpoint: &str) -> Result<ModelFiles, String> {
     let cache = hf_hub::Cache::from_env();
     let cached: Vec<Option<PathBuf>> = MODEL_FILE_NAMES
         .iter()
@@ -433,9 +433,9 @@ fn fetch_from_hub(profile: &ModelProfile, dest: &Path) -> Result<ModelFiles, Str
     let (paths, source) = if cached.iter().all(Option::is_some) {
         (cached.into_iter().flatten().collect::<Vec<_>>(), format!("Hugging Face cache ({})", cache.path().display()))
     } else {
-        let endpoint = hub_endpoint();
-        probe_endpoint(&endpoint, HUB_PROBE_TIMEOUT).map_err(|e| format!("{endpoint} is unreachable ({e})"))?;
+        probe_endpoint(endpoint, HUB_PROBE_TIMEOUT).map_err(|e| format!("{endpoint} is unreachable ({e})"))?;
         let api = hf_hub::api::sync::ApiBuilder::from_env()
+            .with_endpoint(endpoint.to_string())
             .with_progress(true)
             .build()
             .map_err(|e| format!("cannot set up the hub client: {e}"))?;
@@ -562,6 +562,17 @@ mod tests {
         let t = std::time::Instant::now();
         // Port 1 on loopback: refused at once.
         assert!(probe_endpoint("http://127.0.0.1:1", HUB_PROBE_TIMEOUT).is_err());
+        assert!(t.elapsed() < Duration::from_secs(4));
+    }
+
+    #[test]
+    fn unreachable_hub_is_reported_quickly() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut profile = ModelProfile::e5_small();
+        profile.name = "wenda-test/not-a-model".to_string();
+        let t = std::time::Instant::now();
+        let err = fetch_from_hub(&profile, tmp.path(), "http://127.0.0.1:1").expect_err("unreachable");
+        assert!(err.contains("unreachable"), "{err}");
         assert!(t.elapsed() < Duration::from_secs(4));
     }
 

@@ -112,6 +112,9 @@ pub struct E5s1Tensor {
     pub byte_len: usize,
 }
 
+/// One tensor of the BERT layout: standard name, shape, and its E5S1 directory entry.
+pub type BertTensor<'f> = (String, Vec<usize>, &'f E5s1Tensor);
+
 /// A parsed E5S1 file borrowing its tensor data from the underlying bytes.
 #[derive(Debug)]
 pub struct E5s1<'a> {
@@ -223,7 +226,7 @@ impl<'a> E5s1<'a> {
         if header.qk != Q4_0_BLOCK_WEIGHTS {
             return Err(r.err(format!("quantization block size {} is not {Q4_0_BLOCK_WEIGHTS}", header.qk)));
         }
-        if header.hidden == 0 || header.heads == 0 || header.hidden % header.heads != 0 {
+        if header.hidden == 0 || header.heads == 0 || !header.hidden.is_multiple_of(header.heads) {
             return Err(r.err(format!("hidden size {} is not a multiple of head count {}", header.hidden, header.heads)));
         }
 
@@ -312,7 +315,7 @@ impl<'a> E5s1<'a> {
             let expected_len = match dtype {
                 E5s1DType::F32 => n_elements.checked_mul(4),
                 E5s1DType::Q4_0 => {
-                    if n_elements % Q4_0_BLOCK_WEIGHTS != 0 {
+                    if !n_elements.is_multiple_of(Q4_0_BLOCK_WEIGHTS) {
                         return Err(r.err(format!(
                             "Q4_0 tensor {name} has {n_elements} elements, not a multiple of {Q4_0_BLOCK_WEIGHTS}"
                         )));
@@ -379,7 +382,7 @@ impl<'a> E5s1<'a> {
 
     /// Checks the tensor directory against the header and returns, for each tensor, its
     /// standard BERT name and shape.
-    pub fn bert_layout(&self) -> Result<Vec<(String, Vec<usize>, &E5s1Tensor)>, EmbedError> {
+    pub fn bert_layout(&self) -> Result<Vec<BertTensor<'_>>, EmbedError> {
         let h = &self.header;
         let mut expected: HashMap<String, (String, Vec<usize>, E5s1DType)> = HashMap::new();
         let mut add = |short: String, long: String, shape: Vec<usize>, dt: E5s1DType| {
@@ -815,7 +818,8 @@ pub(crate) mod tests {
         }
         let pos = f.tensors.iter().find(|t| t.name == "emb.pos").expect("emb.pos");
         let p = f.tensor_f32(pos);
-        assert_eq!(p[0], ((1 % 13) as f32) * 0.01 - 0.06);
+        // tensor index 1, element 0: ((0 * 7 + 1) % 13) * 0.01 - 0.06
+        assert_eq!(p[0], 0.01f32 - 0.06);
     }
 
     #[test]

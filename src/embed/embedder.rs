@@ -23,6 +23,10 @@ pub const BATCH_TOKEN_BUDGET: usize = 2048;
 /// Most sequences in one forward pass, so that a batch of very short texts stays small.
 pub const MAX_BATCH_SEQUENCES: usize = 64;
 
+/// Environment variable that, set to `candle`, makes the CPU use candle-transformers'
+/// `BertModel` instead of [`FastBert`] (for comparisons and as an escape hatch).
+pub const ENV_ENGINE: &str = "WENDA_EMBED_ENGINE";
+
 /// Which device to run the model on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DeviceChoice {
@@ -120,7 +124,8 @@ impl Embedder {
         let vb = unsafe { VarBuilder::from_mmaped_safetensors(std::slice::from_ref(&files.weights), DType::F32, &device) }
             .map_err(|e| EmbedError::folder(&files.dir, format!("model.safetensors cannot be read: {e}")))?;
         let mismatch = |e: candle_core::Error| EmbedError::folder(&files.dir, format!("model.safetensors does not match config.json: {e}"));
-        let model = if device.is_cpu() {
+        let force_candle = std::env::var(ENV_ENGINE).is_ok_and(|v| v.eq_ignore_ascii_case("candle"));
+        let model = if device.is_cpu() && !force_candle {
             Engine::Fast(FastBert::load(vb, &config).map_err(mismatch)?)
         } else {
             Engine::Candle(BertModel::load(vb, &config).map_err(mismatch)?)
@@ -382,10 +387,12 @@ mod tests {
         let config = tiny_config(max_len);
         let varmap = VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+        // BertModel::load initializes the VarMap with random weights; FastBert reuses them.
+        let bert = BertModel::load(vb.clone(), &config).expect("model");
         let model = if fast {
             Engine::Fast(FastBert::load(vb, &config).expect("model"))
         } else {
-            Engine::Candle(BertModel::load(vb, &config).expect("model"))
+            Engine::Candle(bert)
         };
         let vocab = SpmVocab {
             pieces: tiny_pieces().iter().map(|(p, s)| (p.to_string(), *s)).collect(),

@@ -7,7 +7,7 @@
 //! [`FastBert`] multiplies with a dot-product kernel that reads each weight row once for
 //! all input rows (AVX2/FMA when the processor has it); larger inputs use candle's gemm.
 
-use candle_core::{DType, Device, Module, Storage, Tensor};
+use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{Embedding, LayerNorm, VarBuilder};
 use candle_transformers::models::bert::{Config, HiddenAct};
 use rayon::prelude::*;
@@ -24,6 +24,10 @@ const SMALL_KERNEL_COLUMNS_PER_TASK: usize = 64;
 /// A linear layer `y = x·Wᵀ + b` with `W` stored as `[out, in]` (PyTorch layout).
 struct FastLinear {
     weight: Tensor,
+    /// The same weights as f16 bits for the small kernel (half the memory traffic). Exact
+    /// for f16 checkpoints such as the converted e5-small; for f32 checkpoints the few-row
+    /// path sees weights rounded to f16 (relative error ≤ 2⁻¹¹ per weight).
+    weight_f16: Vec<u16>,
     bias: Tensor,
     bias_vec: Vec<f32>,
     out_dim: usize,
@@ -35,8 +39,15 @@ impl FastLinear {
         let weight = vb.get((out_dim, in_dim), "weight")?.contiguous()?;
         let bias = vb.get(out_dim, "bias")?;
         let bias_vec = bias.to_vec1::<f32>()?;
+        let weight_f16 = weight
+            .flatten_all()?
+            .to_vec1::<f32>()?
+            .into_iter()
+            .map(|v| half::f16::from_f32(v).to_bits())
+            .collect();
         Ok(FastLinear {
             weight,
+            weight_f16,
             bias,
             bias_vec,
             out_dim,
@@ -52,14 +63,9 @@ impl FastLinear {
             *last = self.out_dim;
         }
         if rows <= SMALL_M_ROWS && x.device().is_cpu() && x.dtype() == DType::F32 {
-            // Borrow the weights in place (they are contiguous f32 on the CPU).
-            let (storage, layout) = self.weight.storage_and_layout();
-            if let (Storage::Cpu(cpu), Some((start, end))) = (&*storage, layout.contiguous_offsets()) {
-                let w = &cpu.as_slice::<f32>()?[start..end];
-                let xv = x.flatten_all()?.to_vec1::<f32>()?;
-                let y = small_linear(&xv, rows, self.in_dim, w, self.out_dim, &self.bias_vec);
-                return Tensor::from_vec(y, out_dims, x.device());
-            }
+            let xv = x.flatten_all()?.to_vec1::<f32>()?;
+            let y = small_linear(&xv, rows, self.in_dim, &self.weight_f16, self.out_dim, &self.bias_vec);
+            return Tensor::from_vec(y, out_dims, x.device());
         }
         let x2 = x.reshape((rows, self.in_dim))?;
         let y = x2.matmul(&self.weight.t()?)?.broadcast_add(&self.bias)?;
@@ -67,8 +73,9 @@ impl FastLinear {
     }
 }
 
-/// `y[m, n] = x[m, k] · w[n, k]ᵀ + b[n]` for small `m`, parallel over output columns.
-fn small_linear(x: &[f32], m: usize, k: usize, w: &[f32], n: usize, b: &[f32]) -> Vec<f32> {
+/// `y[m, n] = x[m, k] · w[n, k]ᵀ + b[n]` for small `m` (`w` as f16 bits), parallel over
+/// output columns.
+fn small_linear(x: &[f32], m: usize, k: usize, w: &[u16], n: usize, b: &[f32]) -> Vec<f32> {
     // yt is column-major (n × m) so that each task writes a contiguous range.
     let mut yt = vec![0f32; n * m];
     yt.par_chunks_mut(SMALL_KERNEL_COLUMNS_PER_TASK * m)
@@ -88,10 +95,14 @@ fn small_linear(x: &[f32], m: usize, k: usize, w: &[f32], n: usize, b: &[f32]) -
 }
 
 /// `out[j * m + i] = dot(x[i], w[j])` for `j < cols`, `i < m`.
-fn dot_block(x: &[f32], m: usize, k: usize, w: &[f32], cols: usize, out: &mut [f32]) {
+fn dot_block(x: &[f32], m: usize, k: usize, w: &[u16], cols: usize, out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     {
-        if k % 8 == 0 && std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+        if k.is_multiple_of(8)
+            && std::is_x86_feature_detected!("avx2")
+            && std::is_x86_feature_detected!("fma")
+            && std::is_x86_feature_detected!("f16c")
+        {
             // SAFETY: the features were detected at run time, and the slice lengths are
             // those `dot_block_avx2` indexes within (m·k, cols·k, cols·m), as asserted.
             assert!(x.len() >= m * k && w.len() >= cols * k && out.len() >= cols * m);
@@ -100,7 +111,7 @@ fn dot_block(x: &[f32], m: usize, k: usize, w: &[f32], cols: usize, out: &mut [f
         }
     }
     for j in 0..cols {
-        let wr = &w[j * k..(j + 1) * k];
+        let wr: Vec<f32> = w[j * k..(j + 1) * k].iter().map(|b| half::f16::from_bits(*b).to_f32()).collect();
         for i in 0..m {
             let xr = &x[i * k..(i + 1) * k];
             let mut acc = [0f32; 8];
@@ -118,8 +129,8 @@ fn dot_block(x: &[f32], m: usize, k: usize, w: &[f32], cols: usize, out: &mut [f
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn dot_block_avx2(x: &[f32], m: usize, k: usize, w: &[f32], cols: usize, out: &mut [f32]) {
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot_block_avx2(x: &[f32], m: usize, k: usize, w: &[u16], cols: usize, out: &mut [f32]) {
     use std::arch::x86_64::*;
     #[inline]
     #[target_feature(enable = "avx2,fma")]
@@ -150,8 +161,8 @@ unsafe fn dot_block_avx2(x: &[f32], m: usize, k: usize, w: &[f32], cols: usize, 
                 let mut a1 = [_mm256_setzero_ps(); 4];
                 let mut p = 0;
                 while p < k {
-                    let wv0 = _mm256_loadu_ps(w0.add(p));
-                    let wv1 = _mm256_loadu_ps(w1.add(p));
+                    let wv0 = _mm256_cvtph_ps(_mm_loadu_si128(w0.add(p) as *const __m128i));
+                    let wv1 = _mm256_cvtph_ps(_mm_loadu_si128(w1.add(p) as *const __m128i));
                     for r in 0..4 {
                         let xv = _mm256_loadu_ps(xr[r].add(p));
                         a0[r] = _mm256_fmadd_ps(xv, wv0, a0[r]);
@@ -301,7 +312,9 @@ mod tests {
             let x: Vec<f32> = (0..m * k).map(|i| ((i * 7 % 13) as f32 - 6.0) * 0.1).collect();
             let w: Vec<f32> = (0..n * k).map(|i| ((i * 5 % 11) as f32 - 5.0) * 0.1).collect();
             let b: Vec<f32> = (0..n).map(|i| i as f32 * 0.01).collect();
-            let y = small_linear(&x, m, k, &w, n, &b);
+            let w: Vec<f32> = w.iter().map(|v| half::f16::from_f32(*v).to_f32()).collect();
+            let wbits: Vec<u16> = w.iter().map(|v| half::f16::from_f32(*v).to_bits()).collect();
+            let y = small_linear(&x, m, k, &wbits, n, &b);
             for i in 0..m {
                 for j in 0..n {
                     let want: f32 = (0..k).map(|p| x[i * k + p] * w[j * k + p]).sum::<f32>() + b[j];
@@ -323,6 +336,12 @@ mod tests {
         let varmap = VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
         let reference = BertModel::load(vb.clone(), &config).expect("bert");
+        // Round the random weights to f16, as the converted model's are, so that the
+        // f16 copy used by the small kernel is exact.
+        for var in varmap.all_vars() {
+            let rounded = var.to_dtype(DType::F16).and_then(|t| t.to_dtype(DType::F32)).expect("round");
+            var.set(&rounded).expect("set");
+        }
         let fast = FastBert::load(vb, &config).expect("fast");
         // Small (kernel path) and large (gemm path) inputs, with padding.
         for (b, l) in [(1usize, 7usize), (2, 9), (3, 150)] {

@@ -94,7 +94,7 @@ fn corpus_passages(n: usize) -> Vec<String> {
     'outer: for p in entries {
         let text = std::fs::read_to_string(&p).expect("corpus file");
         let chars: Vec<char> = text.chars().filter(|c| !c.is_control() || *c == '\n').collect();
-        for chunk in chars.chunks(300).skip(3).step_by(7) {
+        for chunk in chars.chunks(300) {
             out.push(chunk.iter().collect::<String>());
             if out.len() == n {
                 break 'outer;
