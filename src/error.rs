@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use crate::embed::EmbedError;
 use crate::eval::EvalError;
 
 /// Everything that can go wrong in the library.
@@ -38,6 +39,9 @@ pub enum Error {
     /// tantivy failed while building or searching the lexical index.
     #[error("lexical index: {0}")]
     Lexical(#[from] tantivy::TantivyError),
+    /// A problem with the embedding model or its files.
+    #[error(transparent)]
+    Embed(#[from] EmbedError),
     /// A problem with an evaluation set.
     #[error(transparent)]
     Eval(#[from] EvalError),

@@ -240,6 +240,14 @@ impl LexicalIndex {
         })
     }
 
+    /// Number of passages whose text contains `term` (an analysed term).
+    pub fn document_frequency(&self, term: &str) -> u64 {
+        self.reader
+            .searcher()
+            .doc_freq(&Term::from_field_text(self.text, term))
+            .unwrap_or(0)
+    }
+
     /// The underlying tantivy index (for diagnostics).
     pub fn tantivy(&self) -> &Index {
         &self.index

@@ -9,8 +9,11 @@ pub mod corpus;
 pub mod error;
 
 pub use error::{Error, Result};
+pub mod answer;
 pub mod dense;
+pub mod embed;
 pub mod eval;
 pub mod index;
 pub mod lexical;
 pub mod retrieve;
+pub mod server;

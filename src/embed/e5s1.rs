@@ -195,7 +195,12 @@ impl<'a> Reader<'a> {
         usize::try_from(v)
             .ok()
             .filter(|&v| v <= self.data.len())
-            .ok_or_else(|| self.err(format!("{what} = {v} exceeds the file size {}", self.data.len())))
+            .ok_or_else(|| {
+                self.err(format!(
+                    "{what} = {v} exceeds the file size {}",
+                    self.data.len()
+                ))
+            })
     }
 }
 
@@ -210,7 +215,9 @@ impl<'a> E5s1<'a> {
         }
         let version = r.u32("version")?;
         if version != E5S1_VERSION {
-            return Err(r.err(format!("version {version} is not supported (only {E5S1_VERSION})")));
+            return Err(r.err(format!(
+                "version {version} is not supported (only {E5S1_VERSION})"
+            )));
         }
         let header = E5s1Header {
             hidden: r.count("hidden size")?,
@@ -224,10 +231,16 @@ impl<'a> E5s1<'a> {
             qk: r.count("quantization block size")?,
         };
         if header.qk != Q4_0_BLOCK_WEIGHTS {
-            return Err(r.err(format!("quantization block size {} is not {Q4_0_BLOCK_WEIGHTS}", header.qk)));
+            return Err(r.err(format!(
+                "quantization block size {} is not {Q4_0_BLOCK_WEIGHTS}",
+                header.qk
+            )));
         }
         if header.hidden == 0 || header.heads == 0 || !header.hidden.is_multiple_of(header.heads) {
-            return Err(r.err(format!("hidden size {} is not a multiple of head count {}", header.hidden, header.heads)));
+            return Err(r.err(format!(
+                "hidden size {} is not a multiple of head count {}",
+                header.hidden, header.heads
+            )));
         }
 
         // Tokenizer.
@@ -255,10 +268,13 @@ impl<'a> E5s1<'a> {
         let mut pieces = Vec::with_capacity(n_pieces);
         for i in 0..n_pieces {
             let (a, b) = (offsets[i], offsets[i + 1]);
-            let bytes = blob
-                .get(a..b)
-                .ok_or_else(|| r.err(format!("piece {i} has offsets {a}..{b} outside the blob of {blob_len} bytes")))?;
-            let s = std::str::from_utf8(bytes).map_err(|e| r.err(format!("piece {i} is not UTF-8: {e}")))?;
+            let bytes = blob.get(a..b).ok_or_else(|| {
+                r.err(format!(
+                    "piece {i} has offsets {a}..{b} outside the blob of {blob_len} bytes"
+                ))
+            })?;
+            let s = std::str::from_utf8(bytes)
+                .map_err(|e| r.err(format!("piece {i} is not UTF-8: {e}")))?;
             pieces.push((s.to_string(), scores[i]));
         }
 
@@ -275,14 +291,19 @@ impl<'a> E5s1<'a> {
         for _ in 0..n_norm {
             let cp = nr.u32("normalized code point")?;
             let k = nr.u8("replacement length")?;
-            let c = char::from_u32(cp).ok_or_else(|| r.err(format!("normalization record for invalid code point {cp:#x}")))?;
+            let c = char::from_u32(cp).ok_or_else(|| {
+                r.err(format!(
+                    "normalization record for invalid code point {cp:#x}"
+                ))
+            })?;
             let mut rep = Vec::with_capacity(k as usize);
             for _ in 0..k {
                 let rc = nr.u32("replacement code point")?;
-                rep.push(
-                    char::from_u32(rc)
-                        .ok_or_else(|| r.err(format!("replacement of U+{cp:04X} holds invalid code point {rc:#x}")))?,
-                );
+                rep.push(char::from_u32(rc).ok_or_else(|| {
+                    r.err(format!(
+                        "replacement of U+{cp:04X} holds invalid code point {rc:#x}"
+                    ))
+                })?);
             }
             norm.push((c, rep));
         }
@@ -328,7 +349,10 @@ impl<'a> E5s1<'a> {
                     "tensor {name}: {byte_len} bytes for {n_elements} elements of {dtype:?}"
                 )));
             }
-            if offset.checked_add(byte_len).is_none_or(|end| end > data.len()) {
+            if offset
+                .checked_add(byte_len)
+                .is_none_or(|end| end > data.len())
+            {
                 return Err(r.err(format!(
                     "tensor {name} lies at {offset}..{} beyond the end of the file ({} bytes); the file is truncated",
                     offset.saturating_add(byte_len),
@@ -389,11 +413,36 @@ impl<'a> E5s1<'a> {
             expected.insert(short, (long, shape, dt));
         };
         use E5s1DType::{F32, Q4_0};
-        add("emb.word".into(), "embeddings.word_embeddings.weight".into(), vec![h.vocab, h.hidden], Q4_0);
-        add("emb.pos".into(), "embeddings.position_embeddings.weight".into(), vec![h.max_positions, h.hidden], F32);
-        add("emb.type".into(), "embeddings.token_type_embeddings.weight".into(), vec![h.token_types, h.hidden], F32);
-        add("emb.ln.w".into(), "embeddings.LayerNorm.weight".into(), vec![h.hidden], F32);
-        add("emb.ln.b".into(), "embeddings.LayerNorm.bias".into(), vec![h.hidden], F32);
+        add(
+            "emb.word".into(),
+            "embeddings.word_embeddings.weight".into(),
+            vec![h.vocab, h.hidden],
+            Q4_0,
+        );
+        add(
+            "emb.pos".into(),
+            "embeddings.position_embeddings.weight".into(),
+            vec![h.max_positions, h.hidden],
+            F32,
+        );
+        add(
+            "emb.type".into(),
+            "embeddings.token_type_embeddings.weight".into(),
+            vec![h.token_types, h.hidden],
+            F32,
+        );
+        add(
+            "emb.ln.w".into(),
+            "embeddings.LayerNorm.weight".into(),
+            vec![h.hidden],
+            F32,
+        );
+        add(
+            "emb.ln.b".into(),
+            "embeddings.LayerNorm.bias".into(),
+            vec![h.hidden],
+            F32,
+        );
         for l in 0..h.layers {
             let p = format!("encoder.layer.{l}");
             let lin = [
@@ -405,12 +454,35 @@ impl<'a> E5s1<'a> {
                 ("fo", "output.dense", h.hidden, h.ffn),
             ];
             for (s, long, out, inp) in lin {
-                add(format!("l{l}.{s}.w"), format!("{p}.{long}.weight"), vec![out, inp], Q4_0);
-                add(format!("l{l}.{s}.b"), format!("{p}.{long}.bias"), vec![out], F32);
+                add(
+                    format!("l{l}.{s}.w"),
+                    format!("{p}.{long}.weight"),
+                    vec![out, inp],
+                    Q4_0,
+                );
+                add(
+                    format!("l{l}.{s}.b"),
+                    format!("{p}.{long}.bias"),
+                    vec![out],
+                    F32,
+                );
             }
-            for (s, long) in [("aln", "attention.output.LayerNorm"), ("oln", "output.LayerNorm")] {
-                add(format!("l{l}.{s}.w"), format!("{p}.{long}.weight"), vec![h.hidden], F32);
-                add(format!("l{l}.{s}.b"), format!("{p}.{long}.bias"), vec![h.hidden], F32);
+            for (s, long) in [
+                ("aln", "attention.output.LayerNorm"),
+                ("oln", "output.LayerNorm"),
+            ] {
+                add(
+                    format!("l{l}.{s}.w"),
+                    format!("{p}.{long}.weight"),
+                    vec![h.hidden],
+                    F32,
+                );
+                add(
+                    format!("l{l}.{s}.b"),
+                    format!("{p}.{long}.bias"),
+                    vec![h.hidden],
+                    F32,
+                );
             }
         }
         let mut out = Vec::with_capacity(self.tensors.len());
@@ -428,7 +500,10 @@ impl<'a> E5s1<'a> {
             out.push((long, shape, t));
         }
         if let Some(missing) = expected.keys().min() {
-            return Err(self.err(format!("tensor {missing:?} is missing ({} in all)", expected.len())));
+            return Err(self.err(format!(
+                "tensor {missing:?} is missing ({} in all)",
+                expected.len()
+            )));
         }
         Ok(out)
     }
@@ -513,7 +588,10 @@ pub fn build_charsmap(records: &[(char, Vec<char>)]) -> Result<Vec<u8>, EmbedErr
         let offset = blob.len() as u32;
         blob.extend_from_slice(NO_OP_KEY.encode_utf8(&mut [0u8; 4]).as_bytes());
         blob.push(0);
-        keys.push((NO_OP_KEY.encode_utf8(&mut [0u8; 4]).as_bytes().to_vec(), offset));
+        keys.push((
+            NO_OP_KEY.encode_utf8(&mut [0u8; 4]).as_bytes().to_vec(),
+            offset,
+        ));
     }
     keys.sort_by(|a, b| a.0.cmp(&b.0));
     keys.dedup_by(|a, b| a.0 == b.0);
@@ -525,7 +603,9 @@ pub fn build_charsmap(records: &[(char, Vec<char>)]) -> Result<Vec<u8>, EmbedErr
         });
     }
     // yada signals some bad inputs by panicking; turn that into an error.
-    let built = std::panic::catch_unwind(|| yada::builder::DoubleArrayBuilder::build(&keys)).ok().flatten();
+    let built = std::panic::catch_unwind(|| yada::builder::DoubleArrayBuilder::build(&keys))
+        .ok()
+        .flatten();
     let trie = built.ok_or_else(|| EmbedError::Tokenizer {
         context: "normalization table".into(),
         reason: "building the double-array trie failed".into(),
@@ -555,15 +635,26 @@ pub fn build_tokenizer(vocab: &SpmVocab, charsmap: &[u8]) -> Result<Tokenizer, E
             .map(|p| p.0.clone())
             .ok_or_else(|| tok_err("vocabulary", format!("special id {id} is out of range")))
     };
-    let (bos, eos, pad, unk) = (piece(vocab.bos)?, piece(vocab.eos)?, piece(vocab.pad)?, piece(vocab.unk)?);
+    let (bos, eos, pad, unk) = (
+        piece(vocab.bos)?,
+        piece(vocab.eos)?,
+        piece(vocab.pad)?,
+        piece(vocab.unk)?,
+    );
     let model = Unigram::from(
-        vocab.pieces.iter().map(|(p, s)| (p.clone(), *s as f64)).collect(),
+        vocab
+            .pieces
+            .iter()
+            .map(|(p, s)| (p.clone(), *s as f64))
+            .collect(),
         Some(vocab.unk as usize),
         false,
     )
     .map_err(|e| tok_err("Unigram model", e))?;
-    let precompiled = Precompiled::from(charsmap).map_err(|e| tok_err("precompiled charsmap", e))?;
-    let spaces = Replace::new(ReplacePattern::Regex(" {2,}".to_string()), " ").map_err(|e| tok_err("space normalizer", e))?;
+    let precompiled =
+        Precompiled::from(charsmap).map_err(|e| tok_err("precompiled charsmap", e))?;
+    let spaces = Replace::new(ReplacePattern::Regex(" {2,}".to_string()), " ")
+        .map_err(|e| tok_err("space normalizer", e))?;
     let normalizer = Sequence::new(vec![
         NormalizerWrapper::Precompiled(precompiled),
         NormalizerWrapper::Replace(spaces),
@@ -612,11 +703,14 @@ pub fn convert_e5s1(data: &[u8], source: &Path, out_dir: &Path) -> Result<(), Em
     let charsmap = build_charsmap(&file.norm)?;
     let tokenizer = build_tokenizer(&file.vocab, &charsmap)?;
     let tok_path = out_dir.join("tokenizer.json");
-    let json = tokenizer.to_string(false).map_err(|e| tok_err("serializing tokenizer.json", e))?;
+    let json = tokenizer
+        .to_string(false)
+        .map_err(|e| tok_err("serializing tokenizer.json", e))?;
     write_atomic(&tok_path, json.as_bytes())?;
 
     // Config.
-    let config = serde_json::to_vec_pretty(&file.config_json()).map_err(|e| tok_err("config.json", e))?;
+    let config =
+        serde_json::to_vec_pretty(&file.config_json()).map_err(|e| tok_err("config.json", e))?;
     write_atomic(&out_dir.join("config.json"), &config)?;
 
     // Weights: dequantize, store as f16.
@@ -661,7 +755,8 @@ pub(crate) mod tests {
     /// the given normalization records, and all tensors with deterministic values
     /// (`emb.word` and linear weights as Q4_0).
     pub(crate) fn tiny_e5s1(pieces: &[(&str, f32)], norm: &[(u32, Vec<u32>)]) -> Vec<u8> {
-        let (hidden, layers, heads, ffn, maxpos, types) = (32usize, 1usize, 2usize, 64usize, 16usize, 2usize);
+        let (hidden, layers, heads, ffn, maxpos, types) =
+            (32usize, 1usize, 2usize, 64usize, 16usize, 2usize);
         let vocab_rows = pieces.len();
         let mut b = Vec::new();
         b.extend_from_slice(b"E5S1");
@@ -675,7 +770,10 @@ pub(crate) mod tests {
         for id in [0i32, 2, 1, 3] {
             b.extend_from_slice(&id.to_le_bytes());
         }
-        let blob: Vec<u8> = pieces.iter().flat_map(|(p, _)| p.as_bytes().to_vec()).collect();
+        let blob: Vec<u8> = pieces
+            .iter()
+            .flat_map(|(p, _)| p.as_bytes().to_vec())
+            .collect();
         b.extend_from_slice(&(blob.len() as u64).to_le_bytes());
         let mut off = 0u32;
         b.extend_from_slice(&off.to_le_bytes());
@@ -708,9 +806,20 @@ pub(crate) mod tests {
             ("emb.ln.b".into(), 0, hidden),
         ];
         for l in 0..layers {
-            for (s, n) in [("q", hidden * hidden), ("k", hidden * hidden), ("v", hidden * hidden), ("ao", hidden * hidden), ("fi", ffn * hidden), ("fo", hidden * ffn)] {
+            for (s, n) in [
+                ("q", hidden * hidden),
+                ("k", hidden * hidden),
+                ("v", hidden * hidden),
+                ("ao", hidden * hidden),
+                ("fi", ffn * hidden),
+                ("fo", hidden * ffn),
+            ] {
                 specs.push((format!("l{l}.{s}.w"), 1, n));
-                specs.push((format!("l{l}.{s}.b"), 0, n / if s == "fo" { ffn } else { hidden }));
+                specs.push((
+                    format!("l{l}.{s}.b"),
+                    0,
+                    n / if s == "fo" { ffn } else { hidden },
+                ));
             }
             for s in ["aln", "oln"] {
                 specs.push((format!("l{l}.{s}.w"), 0, hidden));
@@ -718,7 +827,10 @@ pub(crate) mod tests {
             }
         }
         b.extend_from_slice(&(specs.len() as i32).to_le_bytes());
-        let dir_len: usize = specs.iter().map(|(n, _, _)| 2 + n.len() + 1 + 4 + 8 + 8).sum();
+        let dir_len: usize = specs
+            .iter()
+            .map(|(n, _, _)| 2 + n.len() + 1 + 4 + 8 + 8)
+            .sum();
         let mut data_off = (b.len() + dir_len).div_ceil(64) * 64;
         let mut payloads = Vec::new();
         for (i, (name, dt, n)) in specs.iter().enumerate() {
@@ -728,14 +840,20 @@ pub(crate) mod tests {
                     let d = f16::from_f32(0.01 * ((blk + i) % 7 + 1) as f32);
                     p.extend_from_slice(&d.to_le_bytes());
                     for j in 0..16u8 {
-                        p.push(((j.wrapping_mul(3).wrapping_add(blk as u8)) & 0x0f) | (((j + i as u8) & 0x0f) << 4));
+                        p.push(
+                            ((j.wrapping_mul(3).wrapping_add(blk as u8)) & 0x0f)
+                                | (((j + i as u8) & 0x0f) << 4),
+                        );
                     }
                 }
                 p
-            } else if name.ends_with("ln.w") || name.ends_with(".aln.w") || name.ends_with(".oln.w") {
+            } else if name.ends_with("ln.w") || name.ends_with(".aln.w") || name.ends_with(".oln.w")
+            {
                 (0..*n).flat_map(|_| 1.0f32.to_le_bytes()).collect()
             } else {
-                (0..*n).flat_map(|k| (((k * 7 + i) % 13) as f32 * 0.01 - 0.06).to_le_bytes()).collect()
+                (0..*n)
+                    .flat_map(|k| (((k * 7 + i) % 13) as f32 * 0.01 - 0.06).to_le_bytes())
+                    .collect()
             };
             b.extend_from_slice(&(name.len() as u16).to_le_bytes());
             b.extend_from_slice(name.as_bytes());
@@ -795,28 +913,43 @@ pub(crate) mod tests {
 
     #[test]
     fn parses_tiny_file_and_checks_values() {
-        let norm = vec![(0x09u32, vec![0x20u32]), (0x200bu32, vec![]), (0xff21u32, vec![0x41u32])];
+        let norm = vec![
+            (0x09u32, vec![0x20u32]),
+            (0x200bu32, vec![]),
+            (0xff21u32, vec![0x41u32]),
+        ];
         let bytes = tiny_e5s1(&tiny_pieces(), &norm);
         let f = E5s1::parse(&bytes, Path::new("tiny.bin")).expect("parse");
         assert_eq!(f.header.hidden, 32);
         assert_eq!(f.header.layers, 1);
         assert_eq!(f.vocab.pieces.len(), 16);
         assert_eq!(f.vocab.pieces[5], ("▁a".to_string(), -1.5));
-        assert_eq!((f.vocab.bos, f.vocab.eos, f.vocab.pad, f.vocab.unk), (0, 2, 1, 3));
+        assert_eq!(
+            (f.vocab.bos, f.vocab.eos, f.vocab.pad, f.vocab.unk),
+            (0, 2, 1, 3)
+        );
         assert_eq!(f.norm.len(), 3);
         assert_eq!(f.norm[1], ('\u{200b}', vec![]));
         let layout = f.bert_layout().expect("layout");
         assert_eq!(layout.len(), 5 + 16);
         // emb.word is tensor index 0: block 0 has d = 0.01*((0+0)%7+1) = 0.01,
         // byte j = (3j & 15) | ((j & 15) << 4).
-        let word = f.tensors.iter().find(|t| t.name == "emb.word").expect("emb.word");
+        let word = f
+            .tensors
+            .iter()
+            .find(|t| t.name == "emb.word")
+            .expect("emb.word");
         let v = f.tensor_f32(word);
         let d = f16::from_f32(0.01).to_f32();
         for j in 0..16usize {
             assert_eq!(v[j], (((3 * j) & 15) as f32 - 8.0) * d, "low nibble {j}");
             assert_eq!(v[j + 16], ((j & 15) as f32 - 8.0) * d, "high nibble {j}");
         }
-        let pos = f.tensors.iter().find(|t| t.name == "emb.pos").expect("emb.pos");
+        let pos = f
+            .tensors
+            .iter()
+            .find(|t| t.name == "emb.pos")
+            .expect("emb.pos");
         let p = f.tensor_f32(pos);
         // tensor index 1, element 0: ((0 * 7 + 1) % 13) * 0.01 - 0.06
         assert_eq!(p[0], 0.01f32 - 0.06);
@@ -826,8 +959,12 @@ pub(crate) mod tests {
     fn truncated_file_is_an_error_not_a_panic() {
         let bytes = tiny_e5s1(&tiny_pieces(), &[]);
         for cut in [0, 3, 10, 40, 60, 200, bytes.len() / 2, bytes.len() - 1] {
-            let err = E5s1::parse(&bytes[..cut], Path::new("cut.bin")).expect_err("truncated must fail");
-            assert!(matches!(err, EmbedError::E5s1Format { .. }), "cut {cut}: {err}");
+            let err =
+                E5s1::parse(&bytes[..cut], Path::new("cut.bin")).expect_err("truncated must fail");
+            assert!(
+                matches!(err, EmbedError::E5s1Format { .. }),
+                "cut {cut}: {err}"
+            );
         }
         let mut bad = bytes.clone();
         bad[0] = b'X';
@@ -851,7 +988,10 @@ pub(crate) mod tests {
         assert_eq!(pc.normalize_string("～ unchanged"), "～ unchanged");
         // And through tokenizer.json serialization (from_str, as tokenizers loads it).
         let vocab = SpmVocab {
-            pieces: tiny_pieces().iter().map(|(p, s)| (p.to_string(), *s)).collect(),
+            pieces: tiny_pieces()
+                .iter()
+                .map(|(p, s)| (p.to_string(), *s))
+                .collect(),
             bos: 0,
             eos: 2,
             pad: 1,

@@ -64,7 +64,14 @@ impl FastLinear {
         }
         if rows <= SMALL_M_ROWS && x.device().is_cpu() && x.dtype() == DType::F32 {
             let xv = x.flatten_all()?.to_vec1::<f32>()?;
-            let y = small_linear(&xv, rows, self.in_dim, &self.weight_f16, self.out_dim, &self.bias_vec);
+            let y = small_linear(
+                &xv,
+                rows,
+                self.in_dim,
+                &self.weight_f16,
+                self.out_dim,
+                &self.bias_vec,
+            );
             return Tensor::from_vec(y, out_dims, x.device());
         }
         let x2 = x.reshape((rows, self.in_dim))?;
@@ -111,7 +118,10 @@ fn dot_block(x: &[f32], m: usize, k: usize, w: &[u16], cols: usize, out: &mut [f
         }
     }
     for j in 0..cols {
-        let wr: Vec<f32> = w[j * k..(j + 1) * k].iter().map(|b| half::f16::from_bits(*b).to_f32()).collect();
+        let wr: Vec<f32> = w[j * k..(j + 1) * k]
+            .iter()
+            .map(|b| half::f16::from_bits(*b).to_f32())
+            .collect();
         for i in 0..m {
             let xr = &x[i * k..(i + 1) * k];
             let mut acc = [0f32; 8];
@@ -122,7 +132,12 @@ fn dot_block(x: &[f32], m: usize, k: usize, w: &[u16], cols: usize, out: &mut [f
                     acc[l] += a[l] * bb[l];
                 }
             }
-            let tail: f32 = xc.remainder().iter().zip(wc.remainder()).map(|(a, bb)| a * bb).sum();
+            let tail: f32 = xc
+                .remainder()
+                .iter()
+                .zip(wc.remainder())
+                .map(|(a, bb)| a * bb)
+                .sum();
             out[j * m + i] = acc.iter().sum::<f32>() + tail;
         }
     }
@@ -156,7 +171,8 @@ unsafe fn dot_block_avx2(x: &[f32], m: usize, k: usize, w: &[u16], cols: usize, 
             let mut i = 0;
             while i < m {
                 let rows = (m - i).min(4);
-                let xr: [*const f32; 4] = std::array::from_fn(|r| xp.add((i + r.min(rows - 1)) * k));
+                let xr: [*const f32; 4] =
+                    std::array::from_fn(|r| xp.add((i + r.min(rows - 1)) * k));
                 let mut a0 = [_mm256_setzero_ps(); 4];
                 let mut a1 = [_mm256_setzero_ps(); 4];
                 let mut p = 0;
@@ -214,12 +230,22 @@ fn layer_norm(vb: VarBuilder, size: usize, eps: f64) -> candle_core::Result<Laye
 impl FastBert {
     /// Loads the weights under the standard BERT names (optionally below `bert.`).
     pub fn load(vb: VarBuilder, c: &Config) -> candle_core::Result<Self> {
-        let vb = if vb.contains_tensor("bert.embeddings.word_embeddings.weight") { vb.pp("bert") } else { vb };
+        let vb = if vb.contains_tensor("bert.embeddings.word_embeddings.weight") {
+            vb.pp("bert")
+        } else {
+            vb
+        };
         let (h, f) = (c.hidden_size, c.intermediate_size);
         let e = vb.pp("embeddings");
         let word = Embedding::new(e.get((c.vocab_size, h), "word_embeddings.weight")?, h);
-        let pos = Embedding::new(e.get((c.max_position_embeddings, h), "position_embeddings.weight")?, h);
-        let token_type = Embedding::new(e.get((c.type_vocab_size, h), "token_type_embeddings.weight")?, h);
+        let pos = Embedding::new(
+            e.get((c.max_position_embeddings, h), "position_embeddings.weight")?,
+            h,
+        );
+        let token_type = Embedding::new(
+            e.get((c.type_vocab_size, h), "token_type_embeddings.weight")?,
+            h,
+        );
         let emb_ln = layer_norm(e.pp("LayerNorm"), h, c.layer_norm_eps)?;
         let mut layers = Vec::with_capacity(c.num_hidden_layers);
         for l in 0..c.num_hidden_layers {
@@ -272,7 +298,9 @@ impl FastBert {
         let scale = 1.0 / (self.head_dim as f64).sqrt();
         for layer in &self.layers {
             let split = |t: Tensor| -> candle_core::Result<Tensor> {
-                t.reshape((b, l, self.heads, self.head_dim))?.transpose(1, 2)?.contiguous()
+                t.reshape((b, l, self.heads, self.head_dim))?
+                    .transpose(1, 2)?
+                    .contiguous()
             };
             let q = split(layer.qkv[0].forward(&x)?)?;
             let k = split(layer.qkv[1].forward(&x)?)?;
@@ -282,19 +310,23 @@ impl FastBert {
                 scores = scores.broadcast_add(&add_mask)?;
             }
             let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-            let ctx = probs
-                .matmul(&v)?
-                .transpose(1, 2)?
-                .contiguous()?
-                .reshape((b, l, self.heads * self.head_dim))?;
-            let attn = layer.attn_ln.forward(&(layer.attn_out.forward(&ctx)? + &x)?)?;
+            let ctx = probs.matmul(&v)?.transpose(1, 2)?.contiguous()?.reshape((
+                b,
+                l,
+                self.heads * self.head_dim,
+            ))?;
+            let attn = layer
+                .attn_ln
+                .forward(&(layer.attn_out.forward(&ctx)? + &x)?)?;
             let inter = layer.inter.forward(&attn)?;
             let inter = match self.act {
                 HiddenAct::Gelu => inter.gelu_erf()?,
                 HiddenAct::GeluApproximate => inter.gelu()?,
                 HiddenAct::Relu => inter.relu()?,
             };
-            x = layer.out_ln.forward(&(layer.out.forward(&inter)? + &attn)?)?;
+            x = layer
+                .out_ln
+                .forward(&(layer.out.forward(&inter)? + &attn)?)?;
         }
         Ok(x)
     }
@@ -308,17 +340,33 @@ mod tests {
 
     #[test]
     fn small_kernel_matches_matmul() {
-        for (m, k, n) in [(1usize, 16usize, 3usize), (5, 24, 7), (12, 64, 130), (3, 10, 5)] {
-            let x: Vec<f32> = (0..m * k).map(|i| ((i * 7 % 13) as f32 - 6.0) * 0.1).collect();
-            let w: Vec<f32> = (0..n * k).map(|i| ((i * 5 % 11) as f32 - 5.0) * 0.1).collect();
+        for (m, k, n) in [
+            (1usize, 16usize, 3usize),
+            (5, 24, 7),
+            (12, 64, 130),
+            (3, 10, 5),
+        ] {
+            let x: Vec<f32> = (0..m * k)
+                .map(|i| ((i * 7 % 13) as f32 - 6.0) * 0.1)
+                .collect();
+            let w: Vec<f32> = (0..n * k)
+                .map(|i| ((i * 5 % 11) as f32 - 5.0) * 0.1)
+                .collect();
             let b: Vec<f32> = (0..n).map(|i| i as f32 * 0.01).collect();
             let w: Vec<f32> = w.iter().map(|v| half::f16::from_f32(*v).to_f32()).collect();
-            let wbits: Vec<u16> = w.iter().map(|v| half::f16::from_f32(*v).to_bits()).collect();
+            let wbits: Vec<u16> = w
+                .iter()
+                .map(|v| half::f16::from_f32(*v).to_bits())
+                .collect();
             let y = small_linear(&x, m, k, &wbits, n, &b);
             for i in 0..m {
                 for j in 0..n {
                     let want: f32 = (0..k).map(|p| x[i * k + p] * w[j * k + p]).sum::<f32>() + b[j];
-                    assert!((y[i * n + j] - want).abs() < 1e-4, "m{m} k{k} n{n} [{i},{j}] {} vs {want}", y[i * n + j]);
+                    assert!(
+                        (y[i * n + j] - want).abs() < 1e-4,
+                        "m{m} k{k} n{n} [{i},{j}] {} vs {want}",
+                        y[i * n + j]
+                    );
                 }
             }
         }
@@ -339,7 +387,10 @@ mod tests {
         // Round the random weights to f16, as the converted model's are, so that the
         // f16 copy used by the small kernel is exact.
         for var in varmap.all_vars() {
-            let rounded = var.to_dtype(DType::F16).and_then(|t| t.to_dtype(DType::F32)).expect("round");
+            let rounded = var
+                .to_dtype(DType::F16)
+                .and_then(|t| t.to_dtype(DType::F32))
+                .expect("round");
             var.set(&rounded).expect("set");
         }
         let fast = FastBert::load(vb, &config).expect("fast");
@@ -349,9 +400,18 @@ mod tests {
             let mask: Vec<u32> = (0..b * l).map(|i| u32::from(i % l < l - (i / l))).collect();
             let ids = Tensor::from_vec(ids, (b, l), &Device::Cpu).expect("ids");
             let mask = Tensor::from_vec(mask, (b, l), &Device::Cpu).expect("mask");
-            let want = reference.forward(&ids, &ids.zeros_like().expect("z"), Some(&mask)).expect("ref");
+            let want = reference
+                .forward(&ids, &ids.zeros_like().expect("z"), Some(&mask))
+                .expect("ref");
             let got = fast.forward(&ids, &mask).expect("fast");
-            let diff = (want - got).expect("sub").abs().expect("abs").max_all().expect("max").to_scalar::<f32>().expect("s");
+            let diff = (want - got)
+                .expect("sub")
+                .abs()
+                .expect("abs")
+                .max_all()
+                .expect("max")
+                .to_scalar::<f32>()
+                .expect("s");
             assert!(diff < 1e-4, "b{b} l{l}: max diff {diff}");
         }
     }

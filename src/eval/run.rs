@@ -18,14 +18,35 @@ use crate::retrieve::{Encoder, Engine, Fusion, Mode, SearchRequest};
 pub struct Evaluation {
     /// Metrics per mode, per kind, and misses.
     pub report: Report,
-    /// Per mode: ranked passage ids and scores per question (TREC run).
-    pub runs: Vec<(Mode, Vec<RunRanking>)>,
+    /// Per run name (mode, or `hybrid:<fusion>`): ranked ids and scores per question.
+    pub runs: Vec<(String, Vec<RunRanking>)>,
+}
+
+/// The (row name, mode, fusion) combinations to evaluate: one row per mode,
+/// and for hybrid one row per fusion when several are compared.
+fn variants(modes: &[Mode], fusions: &[Fusion]) -> Vec<(String, Mode, Fusion)> {
+    let mut out = Vec::new();
+    for &mode in modes {
+        if mode == Mode::Hybrid && fusions.len() > 1 {
+            for f in fusions {
+                out.push((format!("hybrid:{}", f.label()), mode, *f));
+            }
+        } else {
+            out.push((
+                mode.as_str().to_string(),
+                mode,
+                fusions.first().copied().unwrap_or_default(),
+            ));
+        }
+    }
+    out
 }
 
 fn rank_all<T: Sync>(
     engine: &Engine,
     items: &[T],
     mode: Mode,
+    fusion: Fusion,
     query_of: impl Fn(&T) -> &str + Sync,
     progress: &dyn BuildProgress,
 ) -> Result<Vec<Vec<(u32, f32)>>> {
@@ -46,7 +67,7 @@ fn rank_all<T: Sync>(
                 mode,
                 source: None,
             };
-            let response = engine.search(&request);
+            let response = engine.search_with_fusion(&request, fusion);
             let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
             if n % 16 == 0 {
                 progress.position(n);
@@ -93,12 +114,20 @@ pub fn evaluate_questions(
     name: &str,
     questions: &[Question],
     modes: &[Mode],
+    fusions: &[Fusion],
     progress: &dyn BuildProgress,
 ) -> Result<Evaluation> {
     let mut report = Report::new(name);
     let mut runs = Vec::new();
-    for &mode in modes {
-        let rankings = rank_all(engine, questions, mode, |q| q.question.as_str(), progress)?;
+    for (row, mode, fusion) in variants(modes, fusions) {
+        let rankings = rank_all(
+            engine,
+            questions,
+            mode,
+            fusion,
+            |q| q.question.as_str(),
+            progress,
+        )?;
         let outcomes: Vec<QueryOutcome> = questions
             .iter()
             .zip(&rankings)
@@ -110,9 +139,9 @@ pub fn evaluate_questions(
                 judge_question(q, &spans)
             })
             .collect();
-        report.add_mode(mode.as_str(), &outcomes);
+        report.add_mode(&row, &outcomes);
         runs.push((
-            mode,
+            row,
             questions
                 .iter()
                 .zip(&rankings)
@@ -160,16 +189,24 @@ pub fn evaluate_beir(
     set: &BeirSet,
     scratch_dir: &Path,
     encoder: Option<Arc<dyn Encoder>>,
-    fusion: Fusion,
+    fusions: &[Fusion],
     modes: &[Mode],
     progress: &dyn BuildProgress,
 ) -> Result<Evaluation> {
     let passages = beir_passages(set);
+    let fusion = fusions.first().copied().unwrap_or_default();
     let engine = Engine::build_from_passages(scratch_dir, &passages, encoder, fusion, progress)?;
     let mut report = Report::new(&set.name);
     let mut runs = Vec::new();
-    for &mode in modes {
-        let rankings = rank_all(&engine, &set.queries, mode, |q| q.text.as_str(), progress)?;
+    for (row, mode, fusion) in variants(modes, fusions) {
+        let rankings = rank_all(
+            &engine,
+            &set.queries,
+            mode,
+            fusion,
+            |q| q.text.as_str(),
+            progress,
+        )?;
         let outcomes: Vec<QueryOutcome> = set
             .queries
             .iter()
@@ -182,9 +219,9 @@ pub fn evaluate_beir(
                 set.judge(q, &ids)
             })
             .collect();
-        report.add_mode(mode.as_str(), &outcomes);
+        report.add_mode(&row, &outcomes);
         runs.push((
-            mode,
+            row,
             set.queries
                 .iter()
                 .zip(&rankings)

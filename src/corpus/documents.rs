@@ -1,0 +1,148 @@
+//! The original reports, kept in memory so a citation can be opened and
+//! checked: the exact cited span with some context around it.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Catalog, Report};
+use crate::error::{Error, Result};
+
+/// Characters of context shown before and after a cited span.
+pub const SPAN_CONTEXT_CHARS: usize = 200;
+
+/// Longest span that may be requested at once (a whole report is ~60k chars).
+pub const MAX_SPAN_CHARS: usize = 20_000;
+
+/// A cited span of a report with context.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DocumentSpan {
+    /// File name in the corpus.
+    pub source: String,
+    /// Report title.
+    pub title: String,
+    /// 0-based code point offset of the span start.
+    pub start: usize,
+    /// 0-based code point offset one past the span end.
+    pub end: usize,
+    /// 1-based line of `start`.
+    pub line_start: usize,
+    /// 1-based line of the last character of the span.
+    pub line_end: usize,
+    /// Context before the span.
+    pub before: String,
+    /// The span itself, exactly as in the file.
+    pub text: String,
+    /// Context after the span.
+    pub after: String,
+}
+
+/// The reports of a corpus, by file name.
+pub struct Documents {
+    catalog: Catalog,
+    texts: HashMap<String, Vec<char>>,
+}
+
+impl Documents {
+    /// Reads every report the catalog lists.
+    pub fn load(dir: &Path) -> Result<Documents> {
+        let catalog = Catalog::load(dir)?;
+        let mut texts = HashMap::new();
+        for r in &catalog.reports {
+            let path = dir.join(&r.file);
+            let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+            texts.insert(r.file.clone(), text.chars().collect());
+        }
+        Ok(Documents { catalog, texts })
+    }
+
+    /// The catalog entries, in catalog order.
+    pub fn reports(&self) -> &[Report] {
+        &self.catalog.reports
+    }
+
+    /// The span `[start, end)` of `source` with context. Only files listed in
+    /// the catalog can be read, so no path can reach outside the corpus.
+    pub fn span(&self, source: &str, start: usize, end: Option<usize>) -> Result<DocumentSpan> {
+        let report = self.catalog.get(source).ok_or_else(|| {
+            Error::NotFound(format!(
+                "no report named {source:?}; GET /api/documents lists them"
+            ))
+        })?;
+        let chars = &self.texts[&report.file];
+        let end = end.unwrap_or_else(|| (start + SPAN_CONTEXT_CHARS).min(chars.len()));
+        if start > end || end > chars.len() {
+            return Err(Error::invalid(
+                "bad_span",
+                format!(
+                    "span {start}..{end} is outside {source}, which has {} characters (need start <= end <= length)",
+                    chars.len()
+                ),
+            ));
+        }
+        if end - start > MAX_SPAN_CHARS {
+            return Err(Error::invalid(
+                "bad_span",
+                format!(
+                    "span {start}..{end} is longer than {MAX_SPAN_CHARS} characters; ask for less"
+                ),
+            ));
+        }
+        let line_of = |pos: usize| 1 + chars[..pos].iter().filter(|c| **c == '\n').count();
+        let from = start.saturating_sub(SPAN_CONTEXT_CHARS);
+        let to = (end + SPAN_CONTEXT_CHARS).min(chars.len());
+        Ok(DocumentSpan {
+            source: report.file.clone(),
+            title: report.title.clone(),
+            start,
+            end,
+            line_start: line_of(start),
+            line_end: line_of(end.saturating_sub(1).max(start)),
+            before: chars[from..start].iter().collect(),
+            text: chars[start..end].iter().collect(),
+            after: chars[end..to].iter().collect(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture() -> (tempfile::TempDir, Documents) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.txt"), "第一行\n第二行有内容\n第三行").unwrap();
+        std::fs::write(
+            dir.path().join("catalog.toml"),
+            "[[report]]\nfile = \"a.txt\"\ntitle = \"报告A\"\npublisher = \"P\"\nyear = 2024\n",
+        )
+        .unwrap();
+        let docs = Documents::load(dir.path()).unwrap();
+        (dir, docs)
+    }
+
+    #[test]
+    fn a_span_comes_back_exactly_with_lines_and_context() {
+        let (_dir, docs) = fixture();
+        let span = docs.span("a.txt", 4, Some(10)).unwrap();
+        assert_eq!(span.text, "第二行有内容");
+        assert_eq!((span.line_start, span.line_end), (2, 2));
+        assert_eq!(span.before, "第一行\n");
+        assert_eq!(span.after, "\n第三行");
+        assert_eq!(span.title, "报告A");
+    }
+
+    #[test]
+    fn unknown_files_path_tricks_and_bad_spans_are_errors() {
+        let (_dir, docs) = fixture();
+        for name in ["../Cargo.toml", "/etc/passwd", "catalog.toml", "b.txt"] {
+            assert!(
+                matches!(docs.span(name, 0, Some(1)), Err(Error::NotFound(_))),
+                "{name}"
+            );
+        }
+        assert!(docs.span("a.txt", 5, Some(3)).is_err());
+        assert!(docs.span("a.txt", 0, Some(999)).is_err());
+    }
+}

@@ -1,0 +1,197 @@
+//! Request handlers and their JSON shapes. CPU-heavy work (analysis,
+//! embedding, search) runs on tokio's blocking pool so the async threads keep
+//! accepting requests.
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+
+use super::{ApiError, AppState};
+use crate::answer::{self, Answer, AskRequest, DEFAULT_ANSWER_PASSAGES};
+use crate::corpus::DocumentSpan;
+use crate::retrieve::{DEFAULT_K, Engine, Mode, SearchRequest, SearchResponse};
+
+/// Search parameters, from the query string or a JSON body.
+#[derive(Debug, Deserialize)]
+pub struct SearchParams {
+    /// The query (`q` is accepted too).
+    #[serde(alias = "q")]
+    query: Option<String>,
+    /// Number of results.
+    k: Option<usize>,
+    /// `bm25`, `dense` or `hybrid`.
+    mode: Option<String>,
+    /// Restrict to one report (file name).
+    source: Option<String>,
+}
+
+fn default_mode(engine: &Engine) -> Mode {
+    if engine.modes().contains(&Mode::Hybrid) {
+        Mode::Hybrid
+    } else {
+        Mode::Bm25
+    }
+}
+
+fn parse_mode(engine: &Engine, mode: Option<&str>) -> Result<Mode, ApiError> {
+    match mode {
+        None => Ok(default_mode(engine)),
+        Some(m) => Ok(m.parse::<Mode>()?),
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> crate::Result<T> + Send + 'static,
+) -> Result<T, ApiError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result.map_err(ApiError::from),
+        Err(e) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("the search task failed: {e}"),
+        )),
+    }
+}
+
+async fn run_search(
+    state: AppState,
+    params: SearchParams,
+) -> Result<Json<SearchResponse>, ApiError> {
+    let query = params.query.unwrap_or_default();
+    let mode = parse_mode(&state.engine, params.mode.as_deref())?;
+    let request = SearchRequest {
+        query,
+        k: params.k.unwrap_or(DEFAULT_K),
+        mode,
+        source: params.source.filter(|s| !s.is_empty()),
+    };
+    let engine = state.engine.clone();
+    let response = blocking(move || engine.search(&request)).await?;
+    Ok(Json(response))
+}
+
+/// `GET /api/search?q=…&k=…&mode=…&source=…`
+pub async fn search_get(
+    State(state): State<AppState>,
+    params: Result<Query<SearchParams>, QueryRejection>,
+) -> Result<Json<SearchResponse>, ApiError> {
+    let Query(params) = params?;
+    run_search(state, params).await
+}
+
+/// `POST /api/search` with the same fields as JSON.
+pub async fn search_post(
+    State(state): State<AppState>,
+    body: Result<Json<SearchParams>, JsonRejection>,
+) -> Result<Json<SearchResponse>, ApiError> {
+    let Json(params) = body?;
+    run_search(state, params).await
+}
+
+/// Body of `POST /api/ask`.
+#[derive(Debug, Deserialize)]
+pub struct AskParams {
+    /// The question.
+    question: Option<String>,
+    /// Passages to retrieve.
+    k: Option<usize>,
+    /// Restrict to one report.
+    source: Option<String>,
+    /// Retrieval mode.
+    mode: Option<String>,
+}
+
+/// `POST /api/ask {"question": "…", "k": 5}`
+pub async fn ask(
+    State(state): State<AppState>,
+    body: Result<Json<AskParams>, JsonRejection>,
+) -> Result<Json<Answer>, ApiError> {
+    let Json(params) = body?;
+    let mode = match params.mode.as_deref() {
+        None => None,
+        Some(m) => Some(parse_mode(&state.engine, Some(m))?),
+    };
+    let request = AskRequest {
+        question: params.question.unwrap_or_default(),
+        k: params.k.unwrap_or(DEFAULT_ANSWER_PASSAGES),
+        source: params.source.filter(|s| !s.is_empty()),
+        mode,
+    };
+    let engine = state.engine.clone();
+    let answer = blocking(move || answer::ask(&engine, &request)).await?;
+    Ok(Json(answer))
+}
+
+/// One report in `GET /api/documents`.
+#[derive(Debug, Serialize)]
+pub struct DocumentInfo {
+    source: String,
+    title: String,
+    publisher: String,
+    year: u32,
+}
+
+/// The catalog.
+#[derive(Debug, Serialize)]
+pub struct DocumentList {
+    documents: Vec<DocumentInfo>,
+}
+
+/// `GET /api/documents`
+pub async fn documents(State(state): State<AppState>) -> Json<DocumentList> {
+    Json(DocumentList {
+        documents: state
+            .documents
+            .reports()
+            .iter()
+            .map(|r| DocumentInfo {
+                source: r.file.clone(),
+                title: r.title.clone(),
+                publisher: r.publisher.clone(),
+                year: r.year,
+            })
+            .collect(),
+    })
+}
+
+/// Span parameters of `GET /api/documents/{source}`.
+#[derive(Debug, Deserialize)]
+pub struct SpanParams {
+    start: Option<usize>,
+    end: Option<usize>,
+}
+
+/// `GET /api/documents/{source}?start=&end=`: the cited span with context.
+pub async fn document_span(
+    State(state): State<AppState>,
+    Path(source): Path<String>,
+    params: Result<Query<SpanParams>, QueryRejection>,
+) -> Result<Json<DocumentSpan>, ApiError> {
+    let Query(params) = params?;
+    let span = state
+        .documents
+        .span(&source, params.start.unwrap_or(0), params.end)?;
+    Ok(Json(span))
+}
+
+/// `GET /healthz` reply.
+#[derive(Debug, Serialize)]
+pub struct Health {
+    status: &'static str,
+    passages: usize,
+    modes: Vec<Mode>,
+    model: Option<String>,
+}
+
+/// `GET /healthz`: ready once index and model are loaded (the server only
+/// starts listening after both are).
+pub async fn healthz(State(state): State<AppState>) -> Json<Health> {
+    Json(Health {
+        status: "ready",
+        passages: state.engine.passages().len(),
+        modes: state.engine.modes(),
+        model: state.engine.manifest().model_id.clone(),
+    })
+}

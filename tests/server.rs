@@ -1,0 +1,351 @@
+//! The real HTTP server on 127.0.0.1 (BM25 engine over the real corpus):
+//! every endpoint, and every kind of bad input gets a 4xx JSON error.
+
+mod common;
+
+use std::sync::{Arc, OnceLock};
+
+use common::TestServer;
+use serde_json::Value;
+use wenda::retrieve::Engine;
+
+fn engine() -> Arc<Engine> {
+    static ENGINE: OnceLock<(tempfile::TempDir, Arc<Engine>)> = OnceLock::new();
+    ENGINE
+        .get_or_init(|| {
+            let dir = tempfile::tempdir().unwrap();
+            let engine = common::engine(dir.path().to_path_buf(), None);
+            (dir, Arc::new(engine))
+        })
+        .1
+        .clone()
+}
+
+fn json(body: &str) -> Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
+}
+
+#[test]
+fn search_get_and_post_return_cited_passages() {
+    let server = TestServer::start(engine());
+    let (status, body) =
+        server.get("/api/search?q=%E7%99%BE%E4%B8%BD%E6%97%B6%E5%B0%9A&k=3&mode=bm25");
+    assert_eq!(status, 200, "{body}");
+    let v = json(&body);
+    assert_eq!(v["mode"], "bm25");
+    assert_eq!(v["results"].as_array().unwrap().len(), 3);
+    let hit = &v["results"][0];
+    assert!(hit["text"].as_str().unwrap().contains("百丽"));
+    assert!(hit["snippet"].as_str().unwrap().contains("<b>"));
+    assert_eq!(
+        hit["citation"]["source"],
+        "leadleo-2023-llm-application-report.txt"
+    );
+    for stage in ["analysis_ms", "bm25_ms", "fusion_ms", "snippets_ms"] {
+        assert!(
+            v["timings"][stage].is_number(),
+            "{stage} missing: {}",
+            v["timings"]
+        );
+    }
+
+    let (status, body) = server.post_json(
+        "/api/search",
+        r#"{"query": "政务大模型", "k": 5, "source": "qianzhan-2024-llm-scenarios-survey.txt"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let v = json(&body);
+    // Without the model the default mode is BM25.
+    assert_eq!(v["mode"], "bm25");
+    let results = v["results"].as_array().unwrap();
+    assert!(!results.is_empty());
+    assert!(
+        results
+            .iter()
+            .all(|r| r["citation"]["source"] == "qianzhan-2024-llm-scenarios-survey.txt")
+    );
+}
+
+#[test]
+fn ask_answers_with_markers_and_sources_or_says_it_found_nothing() {
+    let server = TestServer::start(engine());
+    let (status, body) = server.post_json(
+        "/api/ask",
+        r#"{"question": "百丽时尚有多少家直营门店？", "k": 5}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let v = json(&body);
+    assert_eq!(v["found"], true);
+    let answer = v["answer"].as_str().unwrap();
+    assert!(answer.contains("9000"), "{answer}");
+    assert!(answer.contains("[1]"), "{answer}");
+    let sources = v["sources"].as_array().unwrap();
+    assert_eq!(sources[0]["marker"], 1);
+    assert_eq!(
+        sources[0]["citation"]["source"],
+        "leadleo-2023-llm-application-report.txt"
+    );
+    // Every marker in the answer has a source, and no sentence repeats.
+    for (i, _) in sources.iter().enumerate() {
+        assert!(answer.contains(&format!("[{}]", i + 1)));
+    }
+    let sentences: Vec<&str> = answer
+        .split(['。', '！', '？'])
+        .filter(|s| s.len() > 12)
+        .collect();
+    let unique: std::collections::HashSet<&str> = sentences.iter().copied().collect();
+    assert_eq!(sentences.len(), unique.len(), "{answer}");
+
+    let (status, body) =
+        server.post_json("/api/ask", r#"{"question": "足球世界杯冠军是哪支球队？"}"#);
+    assert_eq!(status, 200, "{body}");
+    let v = json(&body);
+    assert_eq!(v["found"], false, "{body}");
+    assert!(v["sources"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn documents_list_and_spans_open_the_cited_text() {
+    let server = TestServer::start(engine());
+    let (status, body) = server.get("/api/documents");
+    assert_eq!(status, 200);
+    let docs = json(&body);
+    assert_eq!(docs["documents"].as_array().unwrap().len(), 5);
+
+    let hit = &engine().passages()[10];
+    let c = &hit.citation;
+    let (status, body) = server.get(&format!(
+        "/api/documents/{}?start={}&end={}",
+        c.source, c.char_start, c.char_end
+    ));
+    assert_eq!(status, 200, "{body}");
+    let span = json(&body);
+    let original = std::fs::read_to_string(common::corpus_dir().join(&c.source)).unwrap();
+    let expected: String = original
+        .chars()
+        .skip(c.char_start)
+        .take(c.char_end - c.char_start)
+        .collect();
+    assert_eq!(span["text"], expected);
+    assert_eq!(span["line_start"], c.line_start);
+    assert_eq!(span["title"], c.title);
+
+    for path in [
+        "/api/documents/..%2FCargo.toml",
+        "/api/documents/catalog.toml",
+        "/api/documents/%2Fetc%2Fpasswd",
+        "/api/documents/nope.txt",
+    ] {
+        let (status, body) = server.get(path);
+        assert_eq!(status, 404, "{path}: {body}");
+        assert_eq!(json(&body)["code"], "not_found");
+    }
+    let (status, body) = server.get(&format!("/api/documents/{}?start=10&end=5", c.source));
+    assert_eq!(status, 400, "{body}");
+    let (status, _) = server.get(&format!("/api/documents/{}?start=0&end=99999999", c.source));
+    assert_eq!(status, 400);
+}
+
+#[test]
+fn health_page_and_openapi_are_served() {
+    let server = TestServer::start(engine());
+    let (status, body) = server.get("/healthz");
+    assert_eq!(status, 200);
+    assert_eq!(json(&body)["status"], "ready");
+    let (status, body) = server.get("/");
+    assert_eq!(status, 200);
+    assert!(body.contains("<html"), "{body}");
+    let (status, body) = server.get("/api/openapi.json");
+    assert_eq!(status, 200);
+    let spec = json(&body);
+    assert!(spec["openapi"].as_str().unwrap().starts_with("3."));
+    for path in [
+        "/api/search",
+        "/api/ask",
+        "/api/documents",
+        "/api/documents/{source}",
+        "/healthz",
+    ] {
+        assert!(spec["paths"][path].is_object(), "{path} undocumented");
+    }
+}
+
+#[test]
+fn every_bad_input_gets_a_4xx_json_error() {
+    let server = TestServer::start(engine());
+    let long = "大".repeat(2001);
+    let long_json = format!(r#"{{"query": "{long}"}}"#);
+    let cases: Vec<(&str, &str, Option<&str>, String, u16, &str)> = vec![
+        (
+            "GET",
+            "/api/search?q=",
+            None,
+            String::new(),
+            400,
+            "empty_query",
+        ),
+        (
+            "GET",
+            "/api/search?q=%20%20%20",
+            None,
+            String::new(),
+            400,
+            "empty_query",
+        ),
+        (
+            "GET",
+            "/api/search",
+            None,
+            String::new(),
+            400,
+            "empty_query",
+        ),
+        (
+            "GET",
+            "/api/search?q=%EF%BC%9F%EF%BC%81",
+            None,
+            String::new(),
+            400,
+            "no_searchable_text",
+        ),
+        (
+            "GET",
+            "/api/search?q=ai&k=0",
+            None,
+            String::new(),
+            400,
+            "bad_k",
+        ),
+        (
+            "GET",
+            "/api/search?q=ai&k=101",
+            None,
+            String::new(),
+            400,
+            "bad_k",
+        ),
+        (
+            "GET",
+            "/api/search?q=ai&k=abc",
+            None,
+            String::new(),
+            400,
+            "invalid_parameters",
+        ),
+        (
+            "GET",
+            "/api/search?q=ai&mode=fuzzy",
+            None,
+            String::new(),
+            400,
+            "unknown_mode",
+        ),
+        (
+            "GET",
+            "/api/search?q=ai&mode=dense",
+            None,
+            String::new(),
+            400,
+            "mode_unavailable",
+        ),
+        (
+            "GET",
+            "/api/search?q=ai&source=..%2F..%2Fetc%2Fpasswd",
+            None,
+            String::new(),
+            400,
+            "unknown_source",
+        ),
+        (
+            "POST",
+            "/api/search",
+            Some("application/json"),
+            long_json,
+            400,
+            "query_too_long",
+        ),
+        (
+            "POST",
+            "/api/search",
+            Some("application/json"),
+            "{\"query\": ".into(),
+            400,
+            "malformed_json",
+        ),
+        (
+            "POST",
+            "/api/search",
+            Some("application/json"),
+            "[1, 2]".into(),
+            422,
+            "invalid_body",
+        ),
+        (
+            "POST",
+            "/api/search",
+            Some("application/json"),
+            r#"{"query": 5}"#.into(),
+            422,
+            "invalid_body",
+        ),
+        (
+            "POST",
+            "/api/search",
+            Some("text/plain"),
+            r#"{"query": "ai"}"#.into(),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "POST",
+            "/api/ask",
+            None,
+            r#"{"question": "ai"}"#.into(),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "POST",
+            "/api/ask",
+            Some("application/json"),
+            r#"{"question": ""}"#.into(),
+            400,
+            "empty_query",
+        ),
+        (
+            "POST",
+            "/api/ask",
+            Some("application/json"),
+            r#"{"question": "ai", "k": 1000}"#.into(),
+            400,
+            "bad_k",
+        ),
+        (
+            "POST",
+            "/api/ask",
+            Some("application/json"),
+            "not json".into(),
+            400,
+            "malformed_json",
+        ),
+        (
+            "GET",
+            "/api/nothing-here",
+            None,
+            String::new(),
+            404,
+            "not_found",
+        ),
+    ];
+    for (method, path, ct, body, status, code) in cases {
+        let (got, reply) = server.request(method, path, ct, body.as_bytes());
+        assert_eq!(got, status, "{method} {path} {body:.40}: {reply}");
+        let v = json(&reply);
+        assert_eq!(v["code"], code, "{method} {path}: {reply}");
+        assert!(v["error"].as_str().is_some_and(|e| e.len() > 10), "{reply}");
+    }
+    // A body over the limit is refused before it is read as JSON.
+    let huge = format!(r#"{{"query": "{}"}}"#, "a".repeat(200_000));
+    let (status, reply) = server.post_json("/api/search", &huge);
+    assert_eq!(status, 413, "{reply}");
+}
