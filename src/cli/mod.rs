@@ -1,4 +1,5 @@
-//! Pieces of the command-line shell: progress bars and printing.
+//! Pieces of the command-line shell: progress bars, printing, benchmarks.
 
+pub mod bench;
 pub mod print;
 pub mod progress;

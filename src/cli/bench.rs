@@ -1,0 +1,189 @@
+//! `wenda bench`: speed figures measured in one process, so ratios between
+//! them are meaningful on a noisy machine. Never a test assertion.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::Result;
+use serde::Serialize;
+use wenda::corpus::Corpus;
+use wenda::embed::Embedder;
+use wenda::index::{self, NoProgress};
+use wenda::retrieve::{Engine, EngineConfig, Fusion, Mode, RebuildPolicy, SearchRequest};
+
+/// Repetitions of each benchmark question per mode, so percentiles rest on
+/// a few hundred searches.
+const SEARCH_ROUNDS: usize = 5;
+
+/// Questions timed when no question set is given: short staff questions.
+const DEFAULT_QUESTIONS: &[&str] = &[
+    "百丽时尚有多少家直营门店？",
+    "大模型在金融风控中有哪些应用？",
+    "政务大模型由哪些企业建设？",
+    "What is MaaS?",
+    "医疗大模型的落地难点",
+    "2024年大模型中标项目数量",
+    "智能客服小申",
+    "制造业质检大模型案例",
+];
+
+/// Figures of one bench run.
+#[derive(Debug, Serialize)]
+pub struct BenchReport {
+    passages: usize,
+    tokens: usize,
+    embed_seconds: f64,
+    passages_per_second: f64,
+    tokens_per_second: f64,
+    query_embed_p50_ms: f64,
+    query_embed_p90_ms: f64,
+    index_build_seconds: f64,
+    index_passages: usize,
+    search: Vec<SearchLatency>,
+}
+
+/// Latency of one search mode over the benchmark questions.
+#[derive(Debug, Serialize)]
+pub struct SearchLatency {
+    mode: Mode,
+    searches: usize,
+    p50_ms: f64,
+    p95_ms: f64,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// `n` passages spread evenly over the corpus (every report, short and long ones).
+pub fn sample_passages(corpus: &Corpus, n: usize) -> Vec<String> {
+    let all = &corpus.passages;
+    let step = (all.len() as f64 / n.max(1) as f64).max(1.0);
+    (0..n.min(all.len()))
+        .map(|i| all[((i as f64) * step) as usize].text.clone())
+        .collect()
+}
+
+/// Runs the whole benchmark: embedding throughput, query latency, index
+/// build wall time, and search latency per mode.
+pub fn run(
+    corpus_dir: &Path,
+    embedder: std::sync::Arc<Embedder>,
+    n_passages: usize,
+    dump: Option<&Path>,
+) -> Result<BenchReport> {
+    let corpus = Corpus::load(corpus_dir)?;
+    let texts = sample_passages(&corpus, n_passages);
+    if let Some(path) = dump {
+        let lines: Vec<String> = texts
+            .iter()
+            .map(|t| serde_json::json!({ "text": t }).to_string())
+            .collect();
+        std::fs::write(path, lines.join("\n") + "\n")?;
+    }
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let tokens: usize = refs
+        .iter()
+        .map(|t| embedder.passage_ids(t).map(|ids| ids.len() + 2))
+        .sum::<Result<usize, _>>()?;
+    embedder.embed_passages(&refs[..refs.len().min(8)], None)?;
+    let started = Instant::now();
+    embedder.embed_passages(&refs, None)?;
+    let embed_seconds = started.elapsed().as_secs_f64();
+
+    let mut query_ms = Vec::new();
+    for _ in 0..SEARCH_ROUNDS {
+        for q in DEFAULT_QUESTIONS {
+            let t = Instant::now();
+            embedder.embed_query(q)?;
+            query_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    query_ms.sort_by(f64::total_cmp);
+
+    let dir = tempfile::tempdir()?;
+    let started = Instant::now();
+    let fingerprint = Corpus::fingerprint(corpus_dir)?;
+    let fresh = Corpus::load(corpus_dir)?;
+    index::build(
+        dir.path(),
+        &fresh.passages,
+        &fresh.report_labels(),
+        &fingerprint,
+        Some(embedder.as_ref() as &dyn index::PassageEncoder),
+        &NoProgress,
+    )?;
+    let index_build_seconds = started.elapsed().as_secs_f64();
+
+    let config = EngineConfig {
+        corpus_dir: corpus_dir.to_path_buf(),
+        index_dir: dir.path().to_path_buf(),
+        rebuild: RebuildPolicy::Never,
+        fusion: Fusion::default(),
+    };
+    let engine = Engine::open(&config, Some(embedder), &NoProgress)?;
+    let mut search = Vec::new();
+    for mode in Mode::ALL {
+        let mut ms = Vec::new();
+        for _ in 0..SEARCH_ROUNDS {
+            for q in DEFAULT_QUESTIONS {
+                let mut request = SearchRequest::new(*q);
+                request.mode = mode;
+                let t = Instant::now();
+                engine.search(&request)?;
+                ms.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+        }
+        ms.sort_by(f64::total_cmp);
+        search.push(SearchLatency {
+            mode,
+            searches: ms.len(),
+            p50_ms: percentile(&ms, 0.5),
+            p95_ms: percentile(&ms, 0.95),
+        });
+    }
+    Ok(BenchReport {
+        passages: texts.len(),
+        tokens,
+        embed_seconds,
+        passages_per_second: texts.len() as f64 / embed_seconds,
+        tokens_per_second: tokens as f64 / embed_seconds,
+        query_embed_p50_ms: percentile(&query_ms, 0.5),
+        query_embed_p90_ms: percentile(&query_ms, 0.9),
+        index_build_seconds,
+        index_passages: fresh.passages.len(),
+        search,
+    })
+}
+
+/// Prints the report for people.
+pub fn print(report: &BenchReport) {
+    println!(
+        "embedding: {} passages, {} tokens in {:.2} s = {:.1} passages/s, {:.0} tokens/s",
+        report.passages,
+        report.tokens,
+        report.embed_seconds,
+        report.passages_per_second,
+        report.tokens_per_second
+    );
+    println!(
+        "query embedding: p50 {:.1} ms, p90 {:.1} ms",
+        report.query_embed_p50_ms, report.query_embed_p90_ms
+    );
+    println!(
+        "index build (passages, BM25, vectors): {} passages in {:.1} s",
+        report.index_passages, report.index_build_seconds
+    );
+    for s in &report.search {
+        println!(
+            "search {:<6}: p50 {:.2} ms, p95 {:.2} ms over {} searches",
+            s.mode.as_str(),
+            s.p50_ms,
+            s.p95_ms,
+            s.searches
+        );
+    }
+}
