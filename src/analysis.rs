@@ -11,6 +11,8 @@ use std::sync::LazyLock;
 use jieba_rs::Jieba;
 use tantivy::tokenizer::{Token, TokenStream, Tokenizer};
 
+use crate::corpus::is_han;
+
 /// Name under which the tokenizer is registered in the tantivy index.
 pub const TOKENIZER_NAME: &str = "wenda_jieba";
 
@@ -156,11 +158,6 @@ pub fn fold_width(c: char) -> char {
         0x3000 => ' ',
         _ => c,
     }
-}
-
-fn is_han(c: char) -> bool {
-    matches!(c as u32,
-        0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF | 0x20000..=0x2FA1F)
 }
 
 fn is_stop_word(word: &str) -> bool {

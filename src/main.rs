@@ -130,7 +130,7 @@ struct EvalArgs {
     #[arg(long, value_name = "FILE")]
     trec_run: Option<PathBuf>,
     /// Fusion for hybrid: rrf, rrf:K, weighted or weighted:W; several, comma-separated, give one row each.
-    #[arg(long, default_value = "rrf")]
+    #[arg(long, default_value = "weighted")]
     fusion: String,
     /// Also write the TREC qrels of the set.
     #[arg(long, value_name = "FILE")]

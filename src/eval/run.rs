@@ -45,6 +45,7 @@ fn variants(modes: &[Mode], fusions: &[Fusion]) -> Vec<(String, Mode, Fusion)> {
 fn rank_all<T: Sync>(
     engine: &Engine,
     items: &[T],
+    vectors: &[Option<Vec<f32>>],
     mode: Mode,
     fusion: Fusion,
     query_of: impl Fn(&T) -> &str + Sync,
@@ -60,14 +61,15 @@ fn rank_all<T: Sync>(
         .collect();
     let rankings = items
         .par_iter()
-        .map(|item| {
+        .zip(vectors)
+        .map(|(item, vector)| {
             let request = SearchRequest {
                 query: query_of(item).to_string(),
                 k: CUTOFF,
                 mode,
                 source: None,
             };
-            let response = engine.search_with_fusion(&request, fusion);
+            let response = engine.search_prepared(&request, fusion, vector.as_deref());
             let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
             if n % 16 == 0 {
                 progress.position(n);
@@ -86,6 +88,34 @@ fn rank_all<T: Sync>(
         .collect::<Result<Vec<_>>>()?;
     progress.finish();
     Ok(rankings)
+}
+
+/// Embeds every query once (when a mode needs vectors), shared by all modes and fusions.
+fn query_vectors<T: Sync>(
+    engine: &Engine,
+    items: &[T],
+    modes: &[Mode],
+    query_of: impl Fn(&T) -> &str + Sync,
+    progress: &dyn BuildProgress,
+) -> Result<Vec<Option<Vec<f32>>>> {
+    if modes.iter().all(|m| *m == Mode::Bm25) {
+        return Ok(vec![None; items.len()]);
+    }
+    progress.stage("query vectors", items.len() as u64);
+    let done = std::sync::atomic::AtomicU64::new(0);
+    let vectors = items
+        .par_iter()
+        .map(|item| {
+            let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            if n % 16 == 0 {
+                progress.position(n);
+            }
+            // A query with nothing to embed is rejected later by the search itself.
+            engine.embed_query(query_of(item)).unwrap_or(None)
+        })
+        .collect();
+    progress.finish();
+    Ok(vectors)
 }
 
 fn span_of(p: &Passage) -> RetrievedSpan {
@@ -117,12 +147,14 @@ pub fn evaluate_questions(
     fusions: &[Fusion],
     progress: &dyn BuildProgress,
 ) -> Result<Evaluation> {
+    let vectors = query_vectors(engine, questions, modes, |q| q.question.as_str(), progress)?;
     let mut report = Report::new(name);
     let mut runs = Vec::new();
     for (row, mode, fusion) in variants(modes, fusions) {
         let rankings = rank_all(
             engine,
             questions,
+            &vectors,
             mode,
             fusion,
             |q| q.question.as_str(),
@@ -196,12 +228,14 @@ pub fn evaluate_beir(
     let passages = beir_passages(set);
     let fusion = fusions.first().copied().unwrap_or_default();
     let engine = Engine::build_from_passages(scratch_dir, &passages, encoder, fusion, progress)?;
+    let vectors = query_vectors(&engine, &set.queries, modes, |q| q.text.as_str(), progress)?;
     let mut report = Report::new(&set.name);
     let mut runs = Vec::new();
     for (row, mode, fusion) in variants(modes, fusions) {
         let rankings = rank_all(
             &engine,
             &set.queries,
+            &vectors,
             mode,
             fusion,
             |q| q.text.as_str(),
