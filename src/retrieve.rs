@@ -39,8 +39,8 @@ pub const RRF_K: f32 = 60.0;
 /// combination of Bruch et al., "An Analysis of Fusion Functions for Hybrid
 /// Retrieval", TOIS 2023, which beats RRF when the weight is tuned). On the
 /// dev set, MRR@10 was 0.799 / 0.818 / 0.837 / 0.808 / 0.789 for weights
-/// 0.2–0.6 (RRF k=60: 0.768); see the closing note of issue 3 for the
-/// public benchmarks.
+/// 0.2–0.6 (RRF k=60: 0.768). On drcd-dev nDCG@10 was 0.969 / 0.970 for
+/// 0.3 / 0.4, above BM25 alone (0.957) and RRF k=60 (0.943).
 pub const DENSE_WEIGHT: f32 = 0.4;
 
 /// Which retrievers answer a query.
