@@ -377,9 +377,16 @@ impl Embedder {
         Ok(sums)
     }
 
-    /// One padded forward pass; returns the pooled (not normalized) vector per window.
+    /// One forward pass; returns the pooled (not normalized) vector per window.
     fn forward(&self, batch: &[Window]) -> Result<Vec<Vec<f32>>, EmbedError> {
         let ctx = |what: &str| format!("{what} for a batch of {} sequences", batch.len());
+        if let Engine::Fast(m) = &self.model {
+            let seqs: Vec<&[u32]> = batch.iter().map(|w| w.ids.as_slice()).collect();
+            let hidden = m
+                .forward_packed(&seqs)
+                .map_err(|e| EmbedError::compute(ctx("forward pass"), e))?;
+            return Ok(self.pool_packed(&hidden, &seqs));
+        }
         let b = batch.len();
         let len = batch.iter().map(|w| w.ids.len()).max().unwrap_or(0);
         let mut ids = Vec::with_capacity(b * len);
@@ -396,7 +403,7 @@ impl Embedder {
             let mask = Tensor::from_vec(mask, (b, len), &self.device)?;
             let hidden = match &self.model {
                 Engine::Candle(m) => m.forward(&ids, &types, Some(&mask))?,
-                Engine::Fast(m) => m.forward(&ids, &mask)?,
+                Engine::Fast(_) => unreachable!("the packed path returned above"),
             };
             let pooled = match self.profile.pooling {
                 Pooling::Cls => hidden.i((.., 0))?,
@@ -415,6 +422,30 @@ impl Embedder {
             Some(self.dim).filter(|_| b > 0)
         );
         Ok(out)
+    }
+
+    /// Pools packed hidden states (`tokens × dim`, the rows of `seqs` one after another).
+    fn pool_packed(&self, hidden: &[f32], seqs: &[&[u32]]) -> Vec<Vec<f32>> {
+        let d = self.dim;
+        let mut start = 0;
+        seqs.iter()
+            .map(|s| {
+                let rows = &hidden[start * d..(start + s.len()) * d];
+                start += s.len();
+                match self.profile.pooling {
+                    Pooling::Cls => rows[..d].to_vec(),
+                    Pooling::Mean => {
+                        let mut v = vec![0f32; d];
+                        for r in rows.chunks_exact(d) {
+                            v.iter_mut().zip(r).for_each(|(a, b)| *a += b);
+                        }
+                        let n = s.len().max(1) as f32;
+                        v.iter_mut().for_each(|a| *a /= n);
+                        v
+                    }
+                }
+            })
+            .collect()
     }
 }
 
@@ -496,7 +527,12 @@ mod tests {
             Engine::Candle(m) => m
                 .forward(&t, &t.zeros_like().expect("z"), None)
                 .expect("fwd"),
-            Engine::Fast(m) => m.forward(&t, &t.ones_like().expect("o")).expect("fwd"),
+            Engine::Fast(m) => Tensor::from_vec(
+                m.forward_packed(&[ids]).expect("fwd"),
+                (1, ids.len(), e.dim),
+                &Device::Cpu,
+            )
+            .expect("t"),
         };
         let h = h.squeeze(0).expect("sq").to_vec2::<f32>().expect("v");
         match e.profile.pooling {
