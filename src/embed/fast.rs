@@ -361,49 +361,101 @@ struct HeadSlice {
 }
 
 vectorized! {
-    /// Scaled dot-product attention of one head of one sequence: `len × head_dim` context.
-    fn attend(q: &[f32], k: &[f32], v: &[f32], hidden: usize, head_dim: usize, at: HeadSlice, scale: f32) -> Vec<f32> {
-        let (len, d) = (at.len, head_dim);
-        let row = |i: usize| (at.start + i) * hidden + at.col..(at.start + i) * hidden + at.col + d;
-        // Keys transposed (d × len) so that a query's scores accumulate along contiguous rows.
-        let mut kt = vec![0f32; d * len];
-        for j in 0..len {
-            for (c, kv) in k[row(j)].iter().enumerate() {
-                kt[c * len + j] = *kv;
-            }
-        }
-        let mut out = vec![0f32; len * d];
-        let mut s = vec![0f32; len];
-        for i in 0..len {
-            s.fill(0.0);
-            for (c, qv) in q[row(i)].iter().enumerate() {
-                let qc = qv * scale;
-                for (sj, kj) in s.iter_mut().zip(&kt[c * len..(c + 1) * len]) {
-                    *sj += qc * kj;
-                }
-            }
+    /// Softmax of each `width`-long row of `x`, in place.
+    fn softmax_rows(x: &mut [f32], width: usize) {
+        for row in x.chunks_exact_mut(width) {
             let mut mx = [f32::MIN; 8];
-            let mut chunks = s.chunks_exact(8);
+            let mut chunks = row.chunks_exact(8);
             for c in &mut chunks {
                 for l in 0..8 {
                     mx[l] = mx[l].max(c[l]);
                 }
             }
-            let max = chunks.remainder().iter().fold(mx.iter().fold(f32::MIN, |a, b| a.max(*b)), |a, b| a.max(*b));
-            for sj in s.iter_mut() {
-                *sj = exp_approx(*sj - max);
+            let max = chunks
+                .remainder()
+                .iter()
+                .chain(&mx)
+                .fold(f32::MIN, |a, b| a.max(*b));
+            for v in row.iter_mut() {
+                *v = exp_approx(*v - max);
             }
-            let inv = 1.0 / sum_lanes(&s);
-            let o = &mut out[i * d..(i + 1) * d];
-            for (j, p) in s.iter().enumerate() {
-                let p = p * inv;
-                for (ov, vv) in o.iter_mut().zip(&v[row(j)]) {
-                    *ov += p * vv;
-                }
+            let inv = 1.0 / sum_lanes(row);
+            for v in row.iter_mut() {
+                *v *= inv;
             }
         }
-        out
     }
+}
+
+/// Scaled dot-product attention of one head of one sequence: the `len × head_dim` context.
+/// The two products run through gemm on strided views of the packed `q`, `k`, `v`.
+fn attend(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    hidden: usize,
+    head_dim: usize,
+    at: HeadSlice,
+    scale: f32,
+) -> Vec<f32> {
+    let (len, d) = (at.len, head_dim);
+    let base = at.start * hidden + at.col;
+    let end = base + (len.max(1) - 1) * hidden + d;
+    assert!(at.col + d <= hidden && end <= q.len() && end <= k.len() && end <= v.len());
+    let mut scores = vec![0f32; len * len];
+    let mut out = vec![0f32; len * d];
+    // SAFETY: lhs(i, c) = q[base + i·hidden + c], rhs(c, j) = k[base + j·hidden + c] and
+    // rhs(j, c) = v[base + j·hidden + c] for i, j < len and c < d stay below `end`
+    // (asserted); dst are the len × len and len × d buffers just allocated.
+    unsafe {
+        gemm::gemm(
+            len,
+            len,
+            d,
+            scores.as_mut_ptr(),
+            1,
+            len as isize,
+            false,
+            q.as_ptr().add(base),
+            1,
+            hidden as isize,
+            k.as_ptr().add(base),
+            hidden as isize,
+            1,
+            0.0f32,
+            scale,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+    softmax_rows(&mut scores, len);
+    // SAFETY: as above.
+    unsafe {
+        gemm::gemm(
+            len,
+            d,
+            len,
+            out.as_mut_ptr(),
+            1,
+            d as isize,
+            false,
+            scores.as_ptr(),
+            1,
+            len as isize,
+            v.as_ptr().add(base),
+            1,
+            hidden as isize,
+            0.0f32,
+            1.0f32,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+    out
 }
 
 struct Layer {
