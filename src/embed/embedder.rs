@@ -6,6 +6,7 @@ use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config};
 use indicatif::ProgressBar;
 use rayon::prelude::*;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use tokenizers::Tokenizer;
 use tracing::info;
 
@@ -104,6 +105,19 @@ pub struct Embedder {
     tail_ids: Vec<u32>,
     /// Id used to pad batches (masked out, so any id works).
     pad_id: u32,
+    /// Embedding calls running now. A call that starts while another runs computes on its
+    /// own thread only: the cores are already busy, and splitting each matrix product over
+    /// them would add synchronization without adding throughput.
+    in_flight: AtomicUsize,
+}
+
+/// Counts one embedding call in [`Embedder::in_flight`] while alive.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 fn tok_err(context: impl Into<String>, e: impl std::fmt::Display) -> EmbedError {
@@ -220,6 +234,7 @@ impl Embedder {
             head_ids,
             tail_ids,
             pad_id,
+            in_flight: AtomicUsize::new(0),
         })
     }
 
@@ -320,6 +335,8 @@ impl Embedder {
         n_texts: usize,
         progress: Option<&ProgressBar>,
     ) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let alone = self.in_flight.fetch_add(1, Ordering::SeqCst) == 0;
+        let _counted = InFlight(&self.in_flight);
         windows.sort_by_key(|w| w.ids.len());
         let mut remaining = vec![0usize; n_texts];
         for w in &windows {
@@ -341,12 +358,15 @@ impl Embedder {
             batches.push(start..end);
             start = end;
         }
-        // Batches run in parallel: one forward pass alone keeps only about one
-        // core busy (measured: 1.14 cores of 2 while indexing).
-        let pooled: Vec<Vec<Vec<f32>>> = batches
-            .par_iter()
-            .map(|r| self.forward(&windows[r.clone()]))
-            .collect::<Result<_, _>>()?;
+        // Alone, batches run in parallel (one forward pass keeps only about one core
+        // busy: measured 1.14 cores of 2 while indexing) and so does each pass; beside
+        // other calls, everything stays on this thread.
+        let pass = |r: &std::ops::Range<usize>| self.forward(&windows[r.clone()], alone);
+        let pooled: Vec<Vec<Vec<f32>>> = if alone {
+            batches.par_iter().map(pass).collect::<Result<_, _>>()?
+        } else {
+            batches.iter().map(pass).collect::<Result<_, _>>()?
+        };
         for (range, pooled) in batches.into_iter().zip(pooled) {
             let batch = &windows[range];
             for (w, v) in batch.iter().zip(pooled) {
@@ -378,12 +398,12 @@ impl Embedder {
     }
 
     /// One forward pass; returns the pooled (not normalized) vector per window.
-    fn forward(&self, batch: &[Window]) -> Result<Vec<Vec<f32>>, EmbedError> {
+    fn forward(&self, batch: &[Window], parallel: bool) -> Result<Vec<Vec<f32>>, EmbedError> {
         let ctx = |what: &str| format!("{what} for a batch of {} sequences", batch.len());
         if let Engine::Fast(m) = &self.model {
             let seqs: Vec<&[u32]> = batch.iter().map(|w| w.ids.as_slice()).collect();
             let hidden = m
-                .forward_packed(&seqs)
+                .forward_packed(&seqs, parallel)
                 .map_err(|e| EmbedError::compute(ctx("forward pass"), e))?;
             return Ok(self.pool_packed(&hidden, &seqs));
         }
@@ -528,7 +548,7 @@ mod tests {
                 .forward(&t, &t.zeros_like().expect("z"), None)
                 .expect("fwd"),
             Engine::Fast(m) => Tensor::from_vec(
-                m.forward_packed(&[ids]).expect("fwd"),
+                m.forward_packed(&[ids], true).expect("fwd"),
                 (1, ids.len(), e.dim),
                 &Device::Cpu,
             )
