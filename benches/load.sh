@@ -2,6 +2,11 @@
 # Load benchmark of GET /api/search (hybrid) on this machine with wrk: one
 # client, then 16 concurrent clients, against the same server process.
 # Prints wrk's requests/s and latency percentiles; any "Non-2xx" line is an error.
+#
+# A query running alone spreads its matrix products over all cores; queries that
+# overlap run one thread each. `RAYON_NUM_THREADS=1 bash benches/load.sh` keeps
+# every query on one core, which shows the scaling from 1 to 16 clients without
+# the single client's own parallelism.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v wrk >/dev/null || { echo "needs wrk (apt-get install wrk)"; exit 1; }
