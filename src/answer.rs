@@ -4,6 +4,8 @@
 //!
 //! Without a language model the answer is extractive. Written by hand because
 //! choosing and ordering evidence sentences is the core of what staff read.
+//! With one ([`crate::generate`]), the model writes the answer from the same
+//! relevant passages, and the extractive answer is the fallback.
 
 use std::collections::HashSet;
 use std::time::Instant;
@@ -13,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::analysis::Analyzer;
 use crate::corpus::{Citation, is_han};
 use crate::error::Result;
+use crate::generate::{LlmClient, renumber_citations};
 use crate::retrieve::{Engine, Hit, Mode, SearchRequest};
 
 /// Passages retrieved for an answer by default: enough evidence for a
@@ -95,8 +98,15 @@ pub struct Answer {
 pub const NOT_FOUND_ANSWER: &str =
     "没有在报告中找到与这个问题相关的内容。请换一种说法，或用报告中可能出现的关键词提问。";
 
-/// Answers a question from the engine's passages.
+/// Answers a question from the engine's passages (extractive).
 pub fn ask(engine: &Engine, request: &AskRequest) -> Result<Answer> {
+    ask_with(engine, request, None)
+}
+
+/// Answers a question from the engine's passages, written by `llm` when given and
+/// working, else extractive. The relevance gate comes first either way: a question the
+/// reports do not answer gets the not-found reply without asking the model.
+pub fn ask_with(engine: &Engine, request: &AskRequest, llm: Option<&LlmClient>) -> Result<Answer> {
     let started = Instant::now();
     let mode = request.mode.unwrap_or_else(|| {
         if engine.modes().contains(&Mode::Hybrid) {
@@ -131,16 +141,60 @@ pub fn ask(engine: &Engine, request: &AskRequest) -> Result<Answer> {
             took_ms: started.elapsed().as_secs_f64() * 1000.0,
         });
     }
-    let (answer, sources) = compose(&relevant, &terms, &analyzer);
+    let generated = llm.and_then(|llm| generate(llm, &request.question, &relevant));
+    let (answer, sources, generated_by) = match generated {
+        Some((answer, sources)) => (answer, sources, "llm"),
+        None => {
+            let (answer, sources) = compose(&relevant, &terms, &analyzer);
+            (answer, sources, "extractive")
+        }
+    };
     Ok(Answer {
         question: request.question.clone(),
         found: true,
         answer,
-        generated_by: "extractive".into(),
+        generated_by: generated_by.into(),
         sources,
         mode,
         took_ms: started.elapsed().as_secs_f64() * 1000.0,
     })
+}
+
+/// The model's answer with its cited sources, or `None` (logged) when it failed or
+/// cited nothing.
+fn generate(llm: &LlmClient, question: &str, hits: &[&Hit]) -> Option<(String, Vec<Source>)> {
+    let passages: Vec<&str> = hits.iter().map(|h| h.text.as_str()).collect();
+    let text = match llm.complete(question, &passages) {
+        Ok(text) => text,
+        Err(e) => {
+            tracing::warn!("{e}; answering extractively");
+            return None;
+        }
+    };
+    let Some((text, order)) = renumber_citations(&text, hits.len()) else {
+        tracing::warn!(
+            url = llm.url(),
+            "the generated answer cites no passage; answering extractively"
+        );
+        return None;
+    };
+    let sources = order
+        .iter()
+        .enumerate()
+        .map(|(i, h)| source(i + 1, hits[*h]))
+        .collect();
+    Some((text, sources))
+}
+
+fn source(marker: usize, hit: &Hit) -> Source {
+    Source {
+        marker,
+        id: hit.id.clone(),
+        score: hit.score,
+        snippet: hit.snippet.clone(),
+        text: hit.text.clone(),
+        citation: hit.citation.clone(),
+    }
 }
 
 /// Query terms with weights that favour rare (topical) words.
@@ -293,17 +347,7 @@ fn compose(hits: &[&Hit], terms: &[(String, f32)], analyzer: &Analyzer) -> (Stri
     let sources = markers
         .iter()
         .enumerate()
-        .map(|(i, h)| {
-            let hit = hits[*h];
-            Source {
-                marker: i + 1,
-                id: hit.id.clone(),
-                score: hit.score,
-                snippet: hit.snippet.clone(),
-                text: hit.text.clone(),
-                citation: hit.citation.clone(),
-            }
-        })
+        .map(|(i, h)| source(i + 1, hits[*h]))
         .collect();
     (answer, sources)
 }

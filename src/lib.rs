@@ -13,6 +13,7 @@ pub mod answer;
 pub mod dense;
 pub mod embed;
 pub mod eval;
+pub mod generate;
 pub mod index;
 pub mod lexical;
 pub mod retrieve;

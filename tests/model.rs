@@ -151,3 +151,43 @@ fn the_server_answers_concurrent_hybrid_searches_and_english_questions() {
     assert_eq!(v["found"], true, "{body}");
     assert!(v["answer"].as_str().unwrap().contains("[1]"));
 }
+
+#[test]
+fn overlapping_embedding_calls_give_the_same_vectors() {
+    // A call running alone spreads over all cores; calls that overlap run one thread
+    // each. Both paths must compute the same embedding.
+    let profile = ModelProfile::default();
+    let models = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models");
+    let files =
+        ensure_model(&profile, &models, &FetchOptions::from_env()).expect("model available");
+    let embedder = Embedder::load(&files, &profile, DeviceChoice::Cpu).expect("model loads");
+    let questions = [
+        "政务大模型由哪些企业建设？",
+        "What is MaaS?",
+        "医疗大模型的落地难点",
+    ];
+    let alone: Vec<Vec<f32>> = questions
+        .iter()
+        .map(|q| embedder.embed_query(q).unwrap())
+        .collect();
+    let overlapping: Vec<Vec<Vec<f32>>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                s.spawn(|| {
+                    (0..5)
+                        .flat_map(|_| questions.iter())
+                        .map(|q| embedder.embed_query(q).unwrap())
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for per_thread in &overlapping {
+        for (i, v) in per_thread.iter().enumerate() {
+            let want = &alone[i % questions.len()];
+            let cosine: f32 = v.iter().zip(want).map(|(a, b)| a * b).sum();
+            assert!(cosine > 0.999_999, "question {i}: cosine {cosine}");
+        }
+    }
+}

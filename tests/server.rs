@@ -350,3 +350,124 @@ fn every_bad_input_gets_a_4xx_json_error() {
     let (status, reply) = server.post_json("/api/search", &huge);
     assert_eq!(status, 413, "{reply}");
 }
+
+/// An OpenAI-compatible chat-completions endpoint for tests: answers every request
+/// with `reply` (or fails with 500, or answers after `delay`), counting the requests
+/// and keeping the last body.
+struct FakeLlm {
+    addr: std::net::SocketAddr,
+    calls: Arc<std::sync::atomic::AtomicUsize>,
+    last_body: Arc<std::sync::Mutex<String>>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl FakeLlm {
+    fn start(reply: Option<&str>, delay: std::time::Duration) -> FakeLlm {
+        use axum::http::StatusCode;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let last_body = Arc::new(std::sync::Mutex::new(String::new()));
+        let (c, b) = (calls.clone(), last_body.clone());
+        let reply = reply.map(str::to_string);
+        let app = axum::Router::new().route(
+            "/v1/chat/completions",
+            axum::routing::post(move |body: String| {
+                let (c, b, reply) = (c.clone(), b.clone(), reply.clone());
+                async move {
+                    c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    *b.lock().unwrap() = body;
+                    tokio::time::sleep(delay).await;
+                    match reply {
+                        Some(text) => (
+                            StatusCode::OK,
+                            serde_json::json!({"choices": [{"message": {"role": "assistant", "content": text}}]})
+                                .to_string(),
+                        ),
+                        None => (StatusCode::INTERNAL_SERVER_ERROR, "overloaded".to_string()),
+                    }
+                }
+            }),
+        );
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        runtime.spawn(async move { axum::serve(listener, app).await.unwrap() });
+        FakeLlm {
+            addr,
+            calls,
+            last_body,
+            _runtime: runtime,
+        }
+    }
+
+    fn client(&self) -> wenda::generate::LlmClient {
+        wenda::generate::LlmClient::new(
+            format!("http://{}/v1/chat/completions", self.addr),
+            "test-model",
+        )
+        .with_timeout(std::time::Duration::from_secs(2))
+    }
+
+    fn calls(&self) -> usize {
+        self.calls.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[test]
+fn ask_uses_the_language_model_and_falls_back_to_extractive_answers() {
+    let question = r#"{"question": "百丽时尚有多少家直营门店？", "k": 5}"#;
+    let fast = std::time::Duration::ZERO;
+
+    // The model's markers are checked and renumbered by first use.
+    let llm = FakeLlm::start(Some("百丽时尚在国内拥有约9000家直营门店[2]。见[7]。"), fast);
+    let server = TestServer::start_with(engine(), Some(llm.client()));
+    let (status, body) = server.post_json("/api/ask", question);
+    assert_eq!(status, 200, "{body}");
+    let v = json(&body);
+    assert_eq!(v["generated_by"], "llm", "{body}");
+    assert_eq!(v["answer"], "百丽时尚在国内拥有约9000家直营门店[1]。见。");
+    let sources = v["sources"].as_array().unwrap();
+    assert_eq!(sources.len(), 1);
+    assert_eq!(sources[0]["marker"], 1);
+    // The model saw the question and the numbered passages, one of them the cited one.
+    let sent: Value = json(&llm.last_body.lock().unwrap());
+    assert_eq!(sent["model"], "test-model");
+    let user = sent["messages"][1]["content"].as_str().unwrap();
+    assert!(
+        user.contains("百丽时尚有多少家直营门店") && user.contains("[2] "),
+        "{user}"
+    );
+    let cited = sources[0]["text"].as_str().unwrap();
+    assert!(
+        user.contains(cited.trim()),
+        "the cited passage was not sent"
+    );
+
+    // A question the reports do not answer never reaches the model.
+    let calls = llm.calls();
+    let (_, body) = server.post_json("/api/ask", r#"{"question": "足球世界杯冠军是哪支球队？"}"#);
+    assert_eq!(json(&body)["found"], false, "{body}");
+    assert_eq!(llm.calls(), calls);
+    drop(server);
+
+    // An error, a reply that cites nothing, or a timeout: the extractive answer.
+    for (reply, delay) in [
+        (None, fast),
+        (Some("资料中没有相关信息。"), fast),
+        (Some("太迟了[1]"), std::time::Duration::from_secs(4)),
+    ] {
+        let llm = FakeLlm::start(reply, delay);
+        let server = TestServer::start_with(engine(), Some(llm.client()));
+        let (status, body) = server.post_json("/api/ask", question);
+        assert_eq!(status, 200, "{body}");
+        let v = json(&body);
+        assert_eq!(v["generated_by"], "extractive", "{reply:?}: {body}");
+        assert!(v["answer"].as_str().unwrap().contains("9000"), "{body}");
+        assert_eq!(llm.calls(), 1);
+    }
+}

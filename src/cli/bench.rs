@@ -78,9 +78,15 @@ pub fn run(
     let corpus = Corpus::load(corpus_dir)?;
     let texts = sample_passages(&corpus, n_passages);
     if let Some(path) = dump {
+        // One list of questions for both engines: the script reads the query lines.
         let lines: Vec<String> = texts
             .iter()
-            .map(|t| serde_json::json!({ "text": t }).to_string())
+            .map(|t| serde_json::json!({ "kind": "passage", "text": t }).to_string())
+            .chain(
+                DEFAULT_QUESTIONS
+                    .iter()
+                    .map(|q| serde_json::json!({ "kind": "query", "text": q }).to_string()),
+            )
             .collect();
         std::fs::write(path, lines.join("\n") + "\n")?;
     }

@@ -120,7 +120,8 @@ pub async fn ask(
         mode,
     };
     let engine = state.engine.clone();
-    let answer = blocking(move || answer::ask(&engine, &request)).await?;
+    let llm = state.llm.clone();
+    let answer = blocking(move || answer::ask_with(&engine, &request, llm.as_ref())).await?;
     Ok(Json(answer))
 }
 

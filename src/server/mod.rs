@@ -21,6 +21,7 @@ use tower_http::trace::TraceLayer;
 pub use error::ApiError;
 
 use crate::corpus::Documents;
+use crate::generate::LlmClient;
 use crate::retrieve::Engine;
 
 /// Largest accepted request body: a question is at most a few kilobytes
@@ -38,6 +39,8 @@ pub struct AppState {
     pub engine: Arc<Engine>,
     /// The original reports, for opening citations.
     pub documents: Arc<Documents>,
+    /// Language model that writes answers (`WENDA_LLM_URL`); `None`: extractive answers.
+    pub llm: Option<LlmClient>,
 }
 
 const INDEX_HTML: &str = include_str!("page/index.html");

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use wenda::corpus::Documents;
+use wenda::generate::LlmClient;
 use wenda::index::NoProgress;
 use wenda::retrieve::{Encoder, Engine, EngineConfig, Fusion, RebuildPolicy};
 use wenda::server::{self, AppState};
@@ -38,8 +39,17 @@ pub struct TestServer {
 
 impl TestServer {
     pub fn start(engine: Arc<Engine>) -> TestServer {
+        Self::start_with(engine, None)
+    }
+
+    /// A server whose answers are written by `llm`.
+    pub fn start_with(engine: Arc<Engine>, llm: Option<LlmClient>) -> TestServer {
         let documents = Arc::new(Documents::load(&corpus_dir()).unwrap());
-        let state = AppState { engine, documents };
+        let state = AppState {
+            engine,
+            documents,
+            llm,
+        };
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {

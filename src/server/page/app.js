@@ -262,7 +262,7 @@
     const meta = [];
     if (typeof data.took_ms === "number") meta.push(`用时 ${data.took_ms.toFixed(1)} 毫秒`);
     if (data.mode) meta.push(MODE_LABELS[data.mode] || data.mode);
-    if (data.generated_by) meta.push(data.generated_by === "extractive" ? "抽取式回答" : `生成方式：${data.generated_by}`);
+    if (data.generated_by) meta.push(data.generated_by === "extractive" ? "抽取式回答" : "由语言模型根据来源撰写");
     if (data.found !== false) meta.push(`${currentSources.length} 个来源`);
     else meta.push("可以换个说法，或在“报告”中选择全部报告再试。");
     metaBox.textContent = meta.join(" · ");
