@@ -145,7 +145,10 @@ impl DenseIndex {
 }
 
 fn bytemuck_cast(bytes: &[u8]) -> &[f16] {
-    assert!(bytes.len() % 2 == 0 && (bytes.as_ptr() as usize) % std::mem::align_of::<f16>() == 0);
+    assert!(
+        bytes.len().is_multiple_of(2)
+            && (bytes.as_ptr() as usize).is_multiple_of(std::mem::align_of::<f16>())
+    );
     // SAFETY: length and alignment checked above; f16 is a plain 2-byte value
     // for which every bit pattern is valid.
     unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast::<f16>(), bytes.len() / 2) }

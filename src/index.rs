@@ -119,13 +119,13 @@ pub fn check(root: &Path, expected: &Expectation) -> std::result::Result<Manifes
             current_settings()
         ));
     }
-    if let Some(model) = &expected.model_id {
-        if manifest.model_id.as_deref() != Some(model.as_str()) {
-            return Err(format!(
-                "its vectors come from model {:?}, but the model now is {model:?}",
-                manifest.model_id.as_deref().unwrap_or("none")
-            ));
-        }
+    if let Some(model) = &expected.model_id
+        && manifest.model_id.as_deref() != Some(model.as_str())
+    {
+        return Err(format!(
+            "its vectors come from model {:?}, but the model now is {model:?}",
+            manifest.model_id.as_deref().unwrap_or("none")
+        ));
     }
     Ok(manifest)
 }
@@ -250,10 +250,11 @@ pub fn build(
         build_seconds: started.elapsed().as_secs_f64(),
     };
     write_manifest(root, &manifest)?;
-    if let Some(old) = previous {
-        if old.data_dir != manifest.data_dir && old.data_dir.starts_with("data-") {
-            let _ = std::fs::remove_dir_all(root.join(&old.data_dir));
-        }
+    if let Some(old) = previous
+        && old.data_dir != manifest.data_dir
+        && old.data_dir.starts_with("data-")
+    {
+        let _ = std::fs::remove_dir_all(root.join(&old.data_dir));
     }
     open(
         root,

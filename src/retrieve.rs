@@ -429,18 +429,17 @@ impl Engine {
                 ),
             ));
         }
-        if let Some(src) = &request.source {
-            if !self
+        if let Some(src) = &request.source
+            && !self
                 .index
                 .passages
                 .iter()
                 .any(|p| &p.citation.source == src)
-            {
-                return Err(Error::invalid(
-                    "unknown_source",
-                    format!("no report named {src:?}; see the list of documents for valid names"),
-                ));
-            }
+        {
+            return Err(Error::invalid(
+                "unknown_source",
+                format!("no report named {src:?}; see the list of documents for valid names"),
+            ));
         }
         Ok(q)
     }

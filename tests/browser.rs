@@ -534,7 +534,7 @@ async fn page_answers_and_opens_cited_span() {
 
     let outcome = scenario(&client, &base, &report_text).await;
 
-    if outcome.is_err() {
+    if let Err(failure) = outcome {
         let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser-failure.png");
         if let Ok(png) = client.screenshot().await {
             let _ = std::fs::write(&shot, png);
@@ -543,7 +543,7 @@ async fn page_answers_and_opens_cited_span() {
         let _ = client.close().await;
         panic!(
             "{}\n(screenshot: {})\nserver output:\n{}",
-            outcome.unwrap_err(),
+            failure,
             shot.display(),
             log_tail(&server_log)
         );

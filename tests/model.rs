@@ -103,7 +103,6 @@ fn hybrid_beats_the_python_baseline_on_the_dev_set() {
             .find(|r| r.mode == m)
             .unwrap()
             .overall
-            .clone()
     };
     let (bm25, dense, hybrid) = (by_mode("bm25"), by_mode("dense"), by_mode("hybrid"));
     // A plain Python pipeline with the same model and RRF reaches 0.85 / 0.71.

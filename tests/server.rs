@@ -176,7 +176,9 @@ fn every_bad_input_gets_a_4xx_json_error() {
     let server = TestServer::start(engine());
     let long = "大".repeat(2001);
     let long_json = format!(r#"{{"query": "{long}"}}"#);
-    let cases: Vec<(&str, &str, Option<&str>, String, u16, &str)> = vec![
+    // (method, path, content type, body, expected status, expected code)
+    type Case<'a> = (&'a str, &'a str, Option<&'a str>, String, u16, &'a str);
+    let cases: Vec<Case> = vec![
         (
             "GET",
             "/api/search?q=",

@@ -42,18 +42,18 @@ impl BuildProgress for Bars {
     }
 
     fn position(&self, done: u64) {
-        if let Ok(current) = self.current.lock() {
-            if let Some(bar) = current.as_ref() {
-                bar.set_position(done);
-            }
+        if let Ok(current) = self.current.lock()
+            && let Some(bar) = current.as_ref()
+        {
+            bar.set_position(done);
         }
     }
 
     fn finish(&self) {
-        if let Ok(mut current) = self.current.lock() {
-            if let Some(bar) = current.take() {
-                bar.finish();
-            }
+        if let Ok(mut current) = self.current.lock()
+            && let Some(bar) = current.take()
+        {
+            bar.finish();
         }
     }
 }

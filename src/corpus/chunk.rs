@@ -389,8 +389,7 @@ fn sentences(chars: &[char], lines: &[Line]) -> Vec<Sentence> {
                         !(chars[p] == '#' || chars[p].is_whitespace() || is_dropped(chars[p]))
                     })
                     .unwrap_or(line.end);
-                for pos in first..line.end {
-                    let c = chars[pos];
+                for (pos, &c) in chars.iter().enumerate().take(line.end).skip(first) {
                     if !is_dropped(c) {
                         b.push(c, pos, line_no);
                     }

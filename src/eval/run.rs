@@ -71,7 +71,7 @@ fn rank_all<T: Sync>(
             };
             let response = engine.search_prepared(&request, fusion, vector.as_deref());
             let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-            if n % 16 == 0 {
+            if n.is_multiple_of(16) {
                 progress.position(n);
             }
             // A question the engine rejects (e.g. nothing searchable) retrieves nothing.
@@ -107,7 +107,7 @@ fn query_vectors<T: Sync>(
         .par_iter()
         .map(|item| {
             let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-            if n % 16 == 0 {
+            if n.is_multiple_of(16) {
                 progress.position(n);
             }
             // A query with nothing to embed is rejected later by the search itself.
