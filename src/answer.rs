@@ -75,6 +75,16 @@ pub struct Source {
     pub citation: Citation,
 }
 
+/// Who wrote an answer's text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GeneratedBy {
+    /// Sentences chosen from the retrieved passages.
+    Extractive,
+    /// A language model, from the same passages ([`crate::generate`]).
+    Llm,
+}
+
 /// An answer with its sources.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Answer {
@@ -84,8 +94,8 @@ pub struct Answer {
     pub found: bool,
     /// Answer text with citation markers.
     pub answer: String,
-    /// `extractive` or `llm`.
-    pub generated_by: String,
+    /// Who wrote the text.
+    pub generated_by: GeneratedBy,
     /// Sources in marker order.
     pub sources: Vec<Source>,
     /// Retrieval mode used.
@@ -108,22 +118,17 @@ pub fn ask(engine: &Engine, request: &AskRequest) -> Result<Answer> {
 /// reports do not answer gets the not-found reply without asking the model.
 pub fn ask_with(engine: &Engine, request: &AskRequest, llm: Option<&LlmClient>) -> Result<Answer> {
     let started = Instant::now();
-    let mode = request.mode.unwrap_or_else(|| {
-        if engine.modes().contains(&Mode::Hybrid) {
-            Mode::Hybrid
-        } else {
-            Mode::Bm25
-        }
-    });
     let search = SearchRequest {
         query: request.question.clone(),
         k: request.k,
-        mode,
+        mode: request.mode,
         source: request.source.clone(),
     };
-    let response = engine.search(&search)?;
+    let ranking = engine.rank(&search, engine.fusion(), None)?;
+    let mode = ranking.mode;
+    let terms = weighted_terms(engine, &ranking.terms);
+    let response = engine.present(ranking)?;
     let analyzer = Analyzer::new();
-    let terms = weighted_terms(engine, &analyzer, &request.question);
     let cross_lingual = !request.question.chars().any(is_han);
     let relevant: Vec<&Hit> = response
         .results
@@ -135,7 +140,7 @@ pub fn ask_with(engine: &Engine, request: &AskRequest, llm: Option<&LlmClient>) 
             question: request.question.clone(),
             found: false,
             answer: NOT_FOUND_ANSWER.to_string(),
-            generated_by: "extractive".into(),
+            generated_by: GeneratedBy::Extractive,
             sources: Vec::new(),
             mode,
             took_ms: started.elapsed().as_secs_f64() * 1000.0,
@@ -143,17 +148,17 @@ pub fn ask_with(engine: &Engine, request: &AskRequest, llm: Option<&LlmClient>) 
     }
     let generated = llm.and_then(|llm| generate(llm, &request.question, &relevant));
     let (answer, sources, generated_by) = match generated {
-        Some((answer, sources)) => (answer, sources, "llm"),
+        Some((answer, sources)) => (answer, sources, GeneratedBy::Llm),
         None => {
             let (answer, sources) = compose(&relevant, &terms, &analyzer);
-            (answer, sources, "extractive")
+            (answer, sources, GeneratedBy::Extractive)
         }
     };
     Ok(Answer {
         question: request.question.clone(),
         found: true,
         answer,
-        generated_by: generated_by.into(),
+        generated_by,
         sources,
         mode,
         took_ms: started.elapsed().as_secs_f64() * 1000.0,
@@ -197,12 +202,12 @@ fn source(marker: usize, hit: &Hit) -> Source {
     }
 }
 
-/// Query terms with weights that favour rare (topical) words.
-fn weighted_terms(engine: &Engine, analyzer: &Analyzer, question: &str) -> Vec<(String, f32)> {
+/// The analysed question terms with weights that favour rare (topical) words.
+fn weighted_terms(engine: &Engine, terms: &[String]) -> Vec<(String, f32)> {
     let n = engine.passages().len().max(1) as f32;
-    analyzer
-        .query_terms(question)
-        .into_iter()
+    terms
+        .iter()
+        .cloned()
         .map(|t| {
             let df = engine.document_frequency(&t) as f32;
             // BM25's idf, floored at a small positive weight.

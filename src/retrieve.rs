@@ -12,8 +12,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::analysis::Analyzer;
 use crate::corpus::{Citation, Corpus, Passage};
-use crate::error::{Error, Result};
-use crate::index::{self, BuildProgress, Expectation, PassageEncoder, StoredIndex};
+use crate::embed::Encoder;
+use crate::error::{Error, ErrorCode, Result};
+use crate::index::{self, Expectation, StoredIndex};
+use crate::progress::Progress;
 
 /// Longest accepted query, in characters: far above any real question (the
 /// dev set's longest is under 60), low enough to bound analysis and embedding cost.
@@ -45,12 +47,14 @@ pub const RRF_K: f32 = 60.0;
 pub const DENSE_WEIGHT: f32 = 0.4;
 
 /// Which retrievers answer a query.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// BM25 over jieba tokens only.
+    #[value(alias = "lexical")]
     Bm25,
     /// Embedding cosine only.
+    #[value(alias = "vector")]
     Dense,
     /// Both, fused.
     #[default]
@@ -79,7 +83,7 @@ impl FromStr for Mode {
             "dense" | "vector" => Ok(Mode::Dense),
             "hybrid" => Ok(Mode::Hybrid),
             other => Err(Error::invalid(
-                "unknown_mode",
+                ErrorCode::UnknownMode,
                 format!("unknown mode {other:?}: use bm25, dense or hybrid"),
             )),
         }
@@ -124,7 +128,7 @@ impl FromStr for Fusion {
     fn from_str(s: &str) -> Result<Fusion> {
         let bad = || {
             Error::invalid(
-                "unknown_fusion",
+                ErrorCode::UnknownFusion,
                 format!(
                     "unknown fusion {s:?}: use rrf, rrf:K (K > 0), weighted or weighted:W (0 <= W <= 1)"
                 ),
@@ -157,14 +161,6 @@ impl Default for Fusion {
     }
 }
 
-/// Turns a query into a vector; implemented by the embedder.
-pub trait QueryEncoder: Send + Sync {
-    /// Stable identity of the model.
-    fn model_id(&self) -> String;
-    /// L2-normalized query vector.
-    fn encode_query(&self, query: &str) -> Result<Vec<f32>>;
-}
-
 /// One search as a caller asks for it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SearchRequest {
@@ -172,8 +168,8 @@ pub struct SearchRequest {
     pub query: String,
     /// Number of results (1..=[`MAX_K`]).
     pub k: usize,
-    /// Retrieval mode.
-    pub mode: Mode,
+    /// Retrieval mode; `None` is the engine's default ([`Engine::default_mode`]).
+    pub mode: Option<Mode>,
     /// Restrict to one corpus file.
     pub source: Option<String>,
 }
@@ -184,7 +180,7 @@ impl SearchRequest {
         SearchRequest {
             query: query.into(),
             k: DEFAULT_K,
-            mode: Mode::default(),
+            mode: None,
             source: None,
         }
     }
@@ -199,7 +195,38 @@ pub struct RankedScore {
     pub score: f32,
 }
 
-/// One ranked passage.
+/// One passage of a [`Ranking`]: its ordinal, final score and what each retriever said.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RankedPassage {
+    /// Ordinal of the passage in the index.
+    pub ord: u32,
+    /// Final score (BM25, cosine, or fused, by mode).
+    pub score: f32,
+    /// What BM25 said, when it found this passage.
+    pub bm25: Option<RankedScore>,
+    /// What dense retrieval said, when it found this passage.
+    pub dense: Option<RankedScore>,
+}
+
+/// The ranking step's result: ordinals and scores, no text. Evaluation and answers
+/// consume it directly; [`Engine::present`] turns it into hits with snippets for people.
+#[derive(Debug, Clone)]
+pub struct Ranking {
+    /// The query as given.
+    pub query: String,
+    /// The analysed query terms (jieba), for snippets and term weights.
+    pub terms: Vec<String>,
+    /// The mode actually used.
+    pub mode: Mode,
+    /// Best first, at most `k`.
+    pub passages: Vec<RankedPassage>,
+    /// Time per stage so far (snippets not yet made).
+    pub timings: StageTimings,
+    /// Milliseconds the ranking took.
+    pub took_ms: f64,
+}
+
+/// One ranked passage, ready to show.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Hit {
     /// 1-based rank in the final list.
@@ -263,11 +290,9 @@ pub enum RebuildPolicy {
     Never,
 }
 
-/// Where the engine finds its corpus and index.
+/// Where the engine finds its index and how it ranks.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
-    /// Folder with the reports and `catalog.toml`.
-    pub corpus_dir: PathBuf,
     /// Folder holding the index.
     pub index_dir: PathBuf,
     /// Whether a missing or stale index may be built.
@@ -276,14 +301,9 @@ pub struct EngineConfig {
     pub fusion: Fusion,
 }
 
-/// A model used both for passages (at build time) and queries.
-pub trait Encoder: PassageEncoder + QueryEncoder {}
-impl<T: PassageEncoder + QueryEncoder> Encoder for T {}
-
 /// The search engine: index, analyzer, optional embedder, fusion settings.
 pub struct Engine {
     index: StoredIndex,
-    corpus_dir: Option<PathBuf>,
     analyzer: Analyzer,
     encoder: Option<Arc<dyn Encoder>>,
     fusion: Fusion,
@@ -293,31 +313,29 @@ impl Engine {
     /// Opens (and, if allowed and needed, builds) the index for the corpus.
     pub fn open(
         config: &EngineConfig,
+        corpus: &Corpus,
         encoder: Option<Arc<dyn Encoder>>,
-        progress: &dyn BuildProgress,
+        progress: &dyn Progress,
     ) -> Result<Engine> {
         let expected = Expectation {
-            corpus_fingerprint: Corpus::fingerprint(&config.corpus_dir)?,
-            model_id: encoder
-                .as_ref()
-                .map(|e| PassageEncoder::model_id(e.as_ref())),
+            corpus_fingerprint: corpus.fingerprint().to_string(),
+            model_id: encoder.as_ref().map(|e| e.model_id().to_string()),
         };
         let index = match index::open(&config.index_dir, &expected) {
             Ok(index) => index,
-            Err(Error::IndexUnusable { reason, .. })
+            Err(Error::IndexUnusable { problem, .. })
                 if config.rebuild == RebuildPolicy::IfNeeded =>
             {
                 tracing::info!(
-                    "building the index at {}: {reason}",
+                    "building the index at {}: {problem}",
                     config.index_dir.display()
                 );
-                let corpus = Corpus::load(&config.corpus_dir)?;
                 index::build(
                     &config.index_dir,
-                    &corpus.passages,
+                    corpus.passages(),
                     &corpus.report_labels(),
                     &expected.corpus_fingerprint,
-                    encoder.as_deref().map(|e| e as &dyn PassageEncoder),
+                    encoder.as_deref(),
                     progress,
                 )?
             }
@@ -325,7 +343,6 @@ impl Engine {
         };
         Ok(Engine {
             index,
-            corpus_dir: Some(config.corpus_dir.clone()),
             analyzer: Analyzer::new(),
             encoder,
             fusion: config.fusion,
@@ -339,19 +356,18 @@ impl Engine {
         passages: &[Passage],
         encoder: Option<Arc<dyn Encoder>>,
         fusion: Fusion,
-        progress: &dyn BuildProgress,
+        progress: &dyn Progress,
     ) -> Result<Engine> {
         let index = index::build(
             index_dir,
             passages,
             &HashMap::new(),
             "external",
-            encoder.as_deref().map(|e| e as &dyn PassageEncoder),
+            encoder.as_deref(),
             progress,
         )?;
         Ok(Engine {
             index,
-            corpus_dir: None,
             analyzer: Analyzer::new(),
             encoder,
             fusion,
@@ -366,11 +382,6 @@ impl Engine {
     /// The manifest of the index in use.
     pub fn manifest(&self) -> &index::Manifest {
         &self.index.manifest
-    }
-
-    /// The corpus folder, when the engine serves our corpus.
-    pub fn corpus_dir(&self) -> Option<&Path> {
-        self.corpus_dir.as_deref()
     }
 
     /// Modes this engine can serve (dense needs the model and vectors).
@@ -397,35 +408,36 @@ impl Engine {
         let q = request.query.trim();
         if q.is_empty() {
             return Err(Error::invalid(
-                "empty_query",
+                ErrorCode::EmptyQuery,
                 "the query is empty: type a question or keywords",
             ));
         }
         let n = q.chars().count();
         if n > MAX_QUERY_CHARS {
             return Err(Error::invalid(
-                "query_too_long",
+                ErrorCode::QueryTooLong,
                 format!("the query has {n} characters; the limit is {MAX_QUERY_CHARS}"),
             ));
         }
         if !Analyzer::has_searchable_chars(q) {
             return Err(Error::invalid(
-                "no_searchable_text",
+                ErrorCode::NoSearchableText,
                 "the query has no letters, digits or Chinese characters to search for",
             ));
         }
         if request.k == 0 || request.k > MAX_K {
             return Err(Error::invalid(
-                "bad_k",
+                ErrorCode::BadK,
                 format!("k must be between 1 and {MAX_K}, got {}", request.k),
             ));
         }
-        if request.mode != Mode::Bm25 && !self.modes().contains(&request.mode) {
+        if let Some(mode) = request.mode
+            && !self.modes().contains(&mode)
+        {
             return Err(Error::invalid(
-                "mode_unavailable",
+                ErrorCode::ModeUnavailable,
                 format!(
-                    "mode {} needs the embedding model and passage vectors; run `wenda index` with the model available, or use mode bm25",
-                    request.mode
+                    "mode {mode} needs the embedding model and passage vectors; run `wenda index` with the model available, or use mode bm25"
                 ),
             ));
         }
@@ -437,25 +449,26 @@ impl Engine {
                 .any(|p| &p.citation.source == src)
         {
             return Err(Error::invalid(
-                "unknown_source",
+                ErrorCode::UnknownSource,
                 format!("no report named {src:?}; see the list of documents for valid names"),
             ));
         }
         Ok(q)
     }
 
-    /// Runs one search.
-    pub fn search(&self, request: &SearchRequest) -> Result<SearchResponse> {
-        self.search_with_fusion(request, self.fusion)
+    /// The mode used when a request names none: hybrid where the model and vectors are
+    /// loaded, else BM25.
+    pub fn default_mode(&self) -> Mode {
+        if self.modes().contains(&Mode::Hybrid) {
+            Mode::Hybrid
+        } else {
+            Mode::Bm25
+        }
     }
 
-    /// Runs one search with a given fusion (evaluation compares several).
-    pub fn search_with_fusion(
-        &self,
-        request: &SearchRequest,
-        fusion: Fusion,
-    ) -> Result<SearchResponse> {
-        self.search_prepared(request, fusion, None)
+    /// Runs one search: ranking, then presentation.
+    pub fn search(&self, request: &SearchRequest) -> Result<SearchResponse> {
+        self.present(self.rank(request, self.fusion, None)?)
     }
 
     /// The query vector of `query` (None without a model), so a caller
@@ -467,19 +480,21 @@ impl Engine {
         }
     }
 
-    /// Runs one search, reusing `query_vector` from [`Engine::embed_query`] when given.
-    pub fn search_prepared(
+    /// Ranks passages for a request with `fusion` in hybrid mode, reusing `query_vector`
+    /// from [`Engine::embed_query`] when given. No texts or snippets: see [`Engine::present`].
+    pub fn rank(
         &self,
         request: &SearchRequest,
         fusion: Fusion,
         query_vector: Option<&[f32]>,
-    ) -> Result<SearchResponse> {
+    ) -> Result<Ranking> {
         let started = Instant::now();
         let query = self.validate(request)?;
+        let mode = request.mode.unwrap_or_else(|| self.default_mode());
         let mut timings = StageTimings::default();
         let source = request.source.as_deref();
         let passages = &self.index.passages;
-        let depth = match request.mode {
+        let depth = match mode {
             Mode::Hybrid => FUSION_CANDIDATES.max(request.k),
             _ => request.k,
         };
@@ -489,7 +504,7 @@ impl Engine {
         timings.analysis_ms = ms(t);
 
         let mut bm25 = Vec::new();
-        if request.mode != Mode::Dense {
+        if mode != Mode::Dense {
             let t = Instant::now();
             bm25 = self
                 .index
@@ -501,10 +516,10 @@ impl Engine {
             timings.bm25_ms = ms(t);
         }
         let mut dense = Vec::new();
-        if request.mode != Mode::Bm25 {
+        if mode != Mode::Bm25 {
             let (Some(encoder), Some(vectors)) = (&self.encoder, &self.index.dense) else {
                 return Err(Error::invalid(
-                    "mode_unavailable",
+                    ErrorCode::ModeUnavailable,
                     "dense retrieval is not available",
                 ));
             };
@@ -526,40 +541,63 @@ impl Engine {
         }
 
         let t = Instant::now();
-        let ranked: Vec<(u32, f32)> = match request.mode {
+        let ranked: Vec<(u32, f32)> = match mode {
             Mode::Bm25 => bm25.clone(),
             Mode::Dense => dense.clone(),
             Mode::Hybrid => fuse(&bm25, &dense, fusion),
         };
-        timings.fusion_ms = ms(t);
-
-        let t = Instant::now();
-        let snippets = self.index.lexical.snippets(&terms)?;
         let bm25_by_ord = explain(&bm25);
         let dense_by_ord = explain(&dense);
-        let results = ranked
+        let passages = ranked
             .into_iter()
             .take(request.k)
+            .map(|(ord, score)| RankedPassage {
+                ord,
+                score,
+                bm25: bm25_by_ord.get(&ord).copied(),
+                dense: dense_by_ord.get(&ord).copied(),
+            })
+            .collect();
+        timings.fusion_ms = ms(t);
+        Ok(Ranking {
+            query: request.query.clone(),
+            terms,
+            mode,
+            passages,
+            timings,
+            took_ms: ms(started),
+        })
+    }
+
+    /// Turns a ranking into hits for people: passage texts, citations and snippets with
+    /// the query's words highlighted.
+    pub fn present(&self, ranking: Ranking) -> Result<SearchResponse> {
+        let t = Instant::now();
+        let snippets = self.index.lexical.snippets(&ranking.terms)?;
+        let results = ranking
+            .passages
+            .iter()
             .enumerate()
-            .map(|(i, (ord, score))| {
-                let p = &passages[ord as usize];
+            .map(|(i, r)| {
+                let p = &self.index.passages[r.ord as usize];
                 Hit {
                     rank: i + 1,
                     id: p.id.clone(),
-                    score,
+                    score: r.score,
                     text: p.text.clone(),
                     snippet: snippets.html(&p.text),
                     citation: p.citation.clone(),
-                    bm25: bm25_by_ord.get(&ord).copied(),
-                    dense: dense_by_ord.get(&ord).copied(),
+                    bm25: r.bm25,
+                    dense: r.dense,
                 }
             })
             .collect();
+        let mut timings = ranking.timings;
         timings.snippets_ms = ms(t);
         Ok(SearchResponse {
-            query: request.query.clone(),
-            mode: request.mode,
-            took_ms: ms(started),
+            query: ranking.query,
+            mode: ranking.mode,
+            took_ms: ranking.took_ms + timings.snippets_ms,
             timings,
             results,
         })
@@ -615,43 +653,6 @@ pub fn fuse(bm25: &[(u32, f32)], dense: &[(u32, f32)], fusion: Fusion) -> Vec<(u
     let mut fused: Vec<(u32, f32)> = scores.into_iter().collect();
     fused.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     fused
-}
-
-/// Texts per embedding call while indexing: the embedder sorts each call's
-/// texts by length, and between calls the progress bar moves.
-const PASSAGES_PER_PROGRESS_STEP: usize = 64;
-
-impl PassageEncoder for crate::embed::Embedder {
-    fn model_id(&self) -> String {
-        crate::embed::Embedder::model_id(self).to_string()
-    }
-
-    fn dim(&self) -> usize {
-        crate::embed::Embedder::dim(self)
-    }
-
-    fn encode_passages(
-        &self,
-        texts: &[&str],
-        progress: &dyn BuildProgress,
-    ) -> Result<Vec<Vec<f32>>> {
-        let mut vectors = Vec::with_capacity(texts.len());
-        for chunk in texts.chunks(PASSAGES_PER_PROGRESS_STEP) {
-            vectors.extend(self.embed_passages(chunk, None)?);
-            progress.position(vectors.len() as u64);
-        }
-        Ok(vectors)
-    }
-}
-
-impl QueryEncoder for crate::embed::Embedder {
-    fn model_id(&self) -> String {
-        crate::embed::Embedder::model_id(self).to_string()
-    }
-
-    fn encode_query(&self, query: &str) -> Result<Vec<f32>> {
-        Ok(self.embed_query(query)?)
-    }
 }
 
 #[cfg(test)]

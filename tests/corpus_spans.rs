@@ -16,9 +16,9 @@ fn visible(c: char) -> bool {
 fn every_passage_span_holds_its_text_in_order() {
     let corpus = corpus();
     assert!(
-        corpus.passages.len() > 300,
+        corpus.passages().len() > 300,
         "only {} passages",
-        corpus.passages.len()
+        corpus.passages().len()
     );
     for report in &corpus.catalog.reports {
         let raw = corpus.original_text(&report.file).unwrap();
@@ -33,7 +33,7 @@ fn every_passage_span_holds_its_text_in_order() {
             }
         }
         for p in corpus
-            .passages
+            .passages()
             .iter()
             .filter(|p| p.citation.source == report.file)
         {
@@ -103,7 +103,7 @@ fn every_passage_span_holds_its_text_in_order() {
 fn passages_cover_the_reports_and_ids_are_unique() {
     let corpus = corpus();
     let mut ids = std::collections::HashSet::new();
-    for p in &corpus.passages {
+    for p in corpus.passages() {
         assert!(ids.insert(p.id.clone()), "duplicate id {}", p.id);
     }
     for report in &corpus.catalog.reports {
@@ -111,7 +111,7 @@ fn passages_cover_the_reports_and_ids_are_unique() {
         let total: usize = raw.chars().filter(|c| visible(*c)).count();
         let mut covered = vec![false; raw.chars().count()];
         for p in corpus
-            .passages
+            .passages()
             .iter()
             .filter(|p| p.citation.source == report.file)
         {
@@ -136,7 +136,7 @@ fn passages_cover_the_reports_and_ids_are_unique() {
 fn lengths_sit_in_the_intended_range() {
     let corpus = corpus();
     let lens: Vec<usize> = corpus
-        .passages
+        .passages()
         .iter()
         .map(|p| p.text.chars().count())
         .collect();

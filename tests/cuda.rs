@@ -71,14 +71,15 @@ fn gpu_and_cpu_embeddings_agree() {
     let files = ModelFiles::in_dir(dir.path());
     let mut profile = ModelProfile::e5_small();
     profile.max_length = 64;
-    let gpu = Embedder::load(&files, &profile, DeviceChoice::Cuda).expect("loads on the GPU");
-    let cpu = Embedder::load(&files, &profile, DeviceChoice::Cpu).expect("loads on the CPU");
+    let gpu =
+        Embedder::load(&files, &profile, DeviceChoice::Cuda.into()).expect("loads on the GPU");
+    let cpu = Embedder::load(&files, &profile, DeviceChoice::Cpu.into()).expect("loads on the CPU");
     // Auto picks the GPU when the build has CUDA and one is present.
-    let auto = Embedder::load(&files, &profile, DeviceChoice::Auto).unwrap();
+    let auto = Embedder::load(&files, &profile, DeviceChoice::Auto.into()).unwrap();
     let texts = ["中文", "a b 中", "ab 文 中 a", &"中文 ".repeat(40)];
-    let on_gpu = gpu.embed_passages(&texts, None).unwrap();
-    let on_cpu = cpu.embed_passages(&texts, None).unwrap();
-    let on_auto = auto.embed_passages(&texts, None).unwrap();
+    let on_gpu = gpu.embed_passages(&texts).unwrap();
+    let on_cpu = cpu.embed_passages(&texts).unwrap();
+    let on_auto = auto.embed_passages(&texts).unwrap();
     for i in 0..texts.len() {
         for (name, other) in [("cpu", &on_cpu[i]), ("auto", &on_auto[i])] {
             let cosine: f32 = on_gpu[i].iter().zip(other).map(|(a, b)| a * b).sum();

@@ -11,7 +11,7 @@ use std::sync::{Arc, OnceLock};
 use common::TestServer;
 use wenda::embed::{DeviceChoice, Embedder, FetchOptions, ModelProfile, ensure_model};
 use wenda::eval::{load_questions, run};
-use wenda::index::NoProgress;
+use wenda::progress::NoProgress;
 use wenda::retrieve::{Engine, Mode, SearchRequest};
 
 fn engine() -> Arc<Engine> {
@@ -20,10 +20,10 @@ fn engine() -> Arc<Engine> {
         .get_or_init(|| {
             let profile = ModelProfile::default();
             let models = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models");
-            let files = ensure_model(&profile, &models, &FetchOptions::from_env())
+            let files = ensure_model(&profile, &models, &FetchOptions::default(), &NoProgress)
                 .expect("model available");
             let embedder =
-                Embedder::load(&files, &profile, DeviceChoice::Cpu).expect("model loads");
+                Embedder::load(&files, &profile, DeviceChoice::Cpu.into()).expect("model loads");
             let dir = tempfile::tempdir().unwrap();
             let engine = common::engine(dir.path().to_path_buf(), Some(Arc::new(embedder)));
             (dir, Arc::new(engine))
@@ -68,7 +68,7 @@ fn dense_retrieval_crosses_languages() {
     let engine = engine();
     let mut request =
         SearchRequest::new("How many direct-operated stores does Belle Fashion have in China?");
-    request.mode = Mode::Dense;
+    request.mode = Some(Mode::Dense);
     request.k = 10;
     let response = engine.search(&request).unwrap();
     assert!(
@@ -157,9 +157,9 @@ fn overlapping_embedding_calls_give_the_same_vectors() {
     // each. Both paths must compute the same embedding.
     let profile = ModelProfile::default();
     let models = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models");
-    let files =
-        ensure_model(&profile, &models, &FetchOptions::from_env()).expect("model available");
-    let embedder = Embedder::load(&files, &profile, DeviceChoice::Cpu).expect("model loads");
+    let files = ensure_model(&profile, &models, &FetchOptions::default(), &NoProgress)
+        .expect("model available");
+    let embedder = Embedder::load(&files, &profile, DeviceChoice::Cpu.into()).expect("model loads");
     let questions = [
         "政务大模型由哪些企业建设？",
         "What is MaaS?",

@@ -8,7 +8,8 @@ use anyhow::Result;
 use serde::Serialize;
 use wenda::corpus::Corpus;
 use wenda::embed::Embedder;
-use wenda::index::{self, NoProgress};
+use wenda::index;
+use wenda::progress::NoProgress;
 use wenda::retrieve::{Engine, EngineConfig, Fusion, Mode, RebuildPolicy, SearchRequest};
 
 /// Repetitions of each benchmark question per mode, so percentiles rest on
@@ -61,7 +62,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 /// `n` passages spread evenly over the corpus (every report, short and long ones).
 pub fn sample_passages(corpus: &Corpus, n: usize) -> Vec<String> {
-    let all = &corpus.passages;
+    let all = corpus.passages();
     let step = (all.len() as f64 / n.max(1) as f64).max(1.0);
     (0..n.min(all.len()))
         .map(|i| all[((i as f64) * step) as usize].text.clone())
@@ -96,9 +97,9 @@ pub fn run(
         .iter()
         .map(|t| embedder.passage_ids(t).map(|ids| ids.len() + 2))
         .sum::<Result<usize, _>>()?;
-    embedder.embed_passages(&refs[..refs.len().min(8)], None)?;
+    embedder.embed_passages(&refs[..refs.len().min(8)])?;
     let started = Instant::now();
-    embedder.embed_passages(&refs, None)?;
+    embedder.embed_passages(&refs)?;
     let embed_seconds = started.elapsed().as_secs_f64();
 
     let mut query_ms = Vec::new();
@@ -113,32 +114,30 @@ pub fn run(
 
     let dir = tempfile::tempdir()?;
     let started = Instant::now();
-    let fingerprint = Corpus::fingerprint(corpus_dir)?;
     let fresh = Corpus::load(corpus_dir)?;
     index::build(
         dir.path(),
-        &fresh.passages,
+        fresh.passages(),
         &fresh.report_labels(),
-        &fingerprint,
-        Some(embedder.as_ref() as &dyn index::PassageEncoder),
+        fresh.fingerprint(),
+        Some(embedder.as_ref()),
         &NoProgress,
     )?;
     let index_build_seconds = started.elapsed().as_secs_f64();
 
     let config = EngineConfig {
-        corpus_dir: corpus_dir.to_path_buf(),
         index_dir: dir.path().to_path_buf(),
         rebuild: RebuildPolicy::Never,
         fusion: Fusion::default(),
     };
-    let engine = Engine::open(&config, Some(embedder), &NoProgress)?;
+    let engine = Engine::open(&config, &fresh, Some(embedder), &NoProgress)?;
     let mut search = Vec::new();
     for mode in Mode::ALL {
         let mut ms = Vec::new();
         for _ in 0..SEARCH_ROUNDS {
             for q in DEFAULT_QUESTIONS {
                 let mut request = SearchRequest::new(*q);
-                request.mode = mode;
+                request.mode = Some(mode);
                 let t = Instant::now();
                 engine.search(&request)?;
                 ms.push(t.elapsed().as_secs_f64() * 1000.0);
@@ -161,7 +160,7 @@ pub fn run(
         query_embed_p50_ms: percentile(&query_ms, 0.5),
         query_embed_p90_ms: percentile(&query_ms, 0.9),
         index_build_seconds,
-        index_passages: fresh.passages.len(),
+        index_passages: fresh.passages().len(),
         search,
     })
 }

@@ -4,7 +4,7 @@
 use std::sync::Mutex;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use wenda::index::BuildProgress;
+use wenda::progress::Progress;
 
 /// Draws one bar per build stage.
 pub struct Bars {
@@ -22,7 +22,7 @@ impl Bars {
     }
 }
 
-impl BuildProgress for Bars {
+impl Progress for Bars {
     fn stage(&self, name: &str, total: u64) {
         let bar = if self.hidden {
             ProgressBar::hidden()

@@ -2,12 +2,11 @@
 //! checked: the exact cited span with some context around it.
 
 use std::collections::HashMap;
-use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use super::{Catalog, Report};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorCode, Result};
 
 /// Characters of context shown before and after a cited span.
 pub const SPAN_CONTEXT_CHARS: usize = 200;
@@ -45,16 +44,15 @@ pub struct Documents {
 }
 
 impl Documents {
-    /// Reads every report the catalog lists.
-    pub fn load(dir: &Path) -> Result<Documents> {
-        let catalog = Catalog::load(dir)?;
-        let mut texts = HashMap::new();
-        for r in &catalog.reports {
-            let path = dir.join(&r.file);
-            let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-            texts.insert(r.file.clone(), text.chars().collect());
-        }
-        Ok(Documents { catalog, texts })
+    /// The reports of `catalog`, whose texts are given in catalog order.
+    pub(crate) fn new(catalog: Catalog, texts: &[String]) -> Documents {
+        let texts = catalog
+            .reports
+            .iter()
+            .zip(texts)
+            .map(|(r, t)| (r.file.clone(), t.chars().collect()))
+            .collect();
+        Documents { catalog, texts }
     }
 
     /// The catalog entries, in catalog order.
@@ -74,7 +72,7 @@ impl Documents {
         let end = end.unwrap_or_else(|| (start + SPAN_CONTEXT_CHARS).min(chars.len()));
         if start > end || end > chars.len() {
             return Err(Error::invalid(
-                "bad_span",
+                ErrorCode::BadSpan,
                 format!(
                     "span {start}..{end} is outside {source}, which has {} characters (need start <= end <= length)",
                     chars.len()
@@ -83,7 +81,7 @@ impl Documents {
         }
         if end - start > MAX_SPAN_CHARS {
             return Err(Error::invalid(
-                "bad_span",
+                ErrorCode::BadSpan,
                 format!(
                     "span {start}..{end} is longer than {MAX_SPAN_CHARS} characters; ask for less"
                 ),
@@ -118,7 +116,7 @@ mod tests {
             "[[report]]\nfile = \"a.txt\"\ntitle = \"报告A\"\npublisher = \"P\"\nyear = 2024\n",
         )
         .unwrap();
-        let docs = Documents::load(dir.path()).unwrap();
+        let docs = super::super::Corpus::load(dir.path()).unwrap().documents();
         (dir, docs)
     }
 

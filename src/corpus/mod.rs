@@ -7,6 +7,7 @@ mod documents;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -49,15 +50,20 @@ pub struct Passage {
     pub citation: Citation,
 }
 
-/// The loaded corpus: catalog, original texts and passages.
+/// The loaded corpus: the catalog and every report's text, each file read once; the
+/// fingerprint, the passages and the [`Documents`] view all come from that one reading.
 #[derive(Debug, Clone)]
 pub struct Corpus {
     /// The folder it was read from.
     pub dir: PathBuf,
     /// Titles and publishers.
     pub catalog: Catalog,
-    /// The passages of all reports, in catalog order.
-    pub passages: Vec<Passage>,
+    /// Original text of each report, in catalog order.
+    texts: Vec<String>,
+    /// See [`Corpus::fingerprint`].
+    fingerprint: String,
+    /// The passages of all reports, made on first use (an up-to-date index needs none).
+    passages: OnceLock<Vec<Passage>>,
 }
 
 /// Version of the chunking rules; part of the index fingerprint, so changing
@@ -72,38 +78,47 @@ pub fn chunker_settings() -> String {
 }
 
 impl Corpus {
-    /// Reads the catalog and every listed report, and splits them into passages.
+    /// Reads the catalog and every listed report.
     pub fn load(dir: &Path) -> Result<Corpus> {
         let catalog = Catalog::load(dir)?;
-        let mut passages = Vec::new();
+        let mut hasher = Sha256::new();
+        hasher.update(chunker_settings().as_bytes());
+        let catalog_path = dir.join(CATALOG_FILE);
+        let catalog_bytes =
+            std::fs::read(&catalog_path).map_err(|e| Error::io(&catalog_path, e))?;
+        hash_file(&mut hasher, CATALOG_FILE, &catalog_bytes);
+        let mut texts = Vec::with_capacity(catalog.reports.len());
         for report in &catalog.reports {
             let path = dir.join(&report.file);
             let raw = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-            passages.extend(passages_of(report, &raw));
+            hash_file(&mut hasher, &report.file, raw.as_bytes());
+            texts.push(raw);
         }
         Ok(Corpus {
             dir: dir.to_path_buf(),
             catalog,
-            passages,
+            texts,
+            fingerprint: hex::encode(&hasher.finalize()[..16]),
+            passages: OnceLock::new(),
         })
     }
 
     /// A digest of every report's bytes, the catalog and the chunking settings:
     /// an index built from a different digest is stale.
-    pub fn fingerprint(dir: &Path) -> Result<String> {
-        let catalog = Catalog::load(dir)?;
-        let mut hasher = Sha256::new();
-        hasher.update(chunker_settings().as_bytes());
-        for name in
-            std::iter::once(CATALOG_FILE).chain(catalog.reports.iter().map(|r| r.file.as_str()))
-        {
-            let path = dir.join(name);
-            let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-            hasher.update(name.as_bytes());
-            hasher.update((bytes.len() as u64).to_le_bytes());
-            hasher.update(&bytes);
-        }
-        Ok(hex::encode(&hasher.finalize()[..16]))
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    /// The passages of all reports, in catalog order.
+    pub fn passages(&self) -> &[Passage] {
+        self.passages.get_or_init(|| {
+            self.catalog
+                .reports
+                .iter()
+                .zip(&self.texts)
+                .flat_map(|(report, raw)| passages_of(report, raw))
+                .collect()
+        })
     }
 
     /// Source file → report label (title, publisher, aliases), indexed so
@@ -118,14 +133,26 @@ impl Corpus {
 
     /// The original text of a corpus file, looked up through the catalog so no
     /// path outside the corpus can be read.
-    pub fn original_text(&self, source: &str) -> Result<String> {
-        let report = self
-            .catalog
-            .get(source)
-            .ok_or_else(|| Error::NotFound(format!("no report named {source:?} in the corpus")))?;
-        let path = self.dir.join(&report.file);
-        std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))
+    pub fn original_text(&self, source: &str) -> Result<&str> {
+        self.catalog
+            .reports
+            .iter()
+            .position(|r| r.file == source)
+            .map(|i| self.texts[i].as_str())
+            .ok_or_else(|| Error::NotFound(format!("no report named {source:?} in the corpus")))
     }
+
+    /// The reports as [`Documents`], for opening cited spans.
+    pub fn documents(&self) -> Documents {
+        Documents::new(self.catalog.clone(), &self.texts)
+    }
+}
+
+/// Adds one file (name, length, bytes) to the corpus fingerprint.
+fn hash_file(hasher: &mut Sha256, name: &str, bytes: &[u8]) {
+    hasher.update(name.as_bytes());
+    hasher.update((bytes.len() as u64).to_le_bytes());
+    hasher.update(bytes);
 }
 
 /// Splits one report into passages, with ids and citations.

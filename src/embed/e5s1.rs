@@ -10,7 +10,6 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use half::f16;
-use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use safetensors::tensor::{Dtype, TensorView};
 use tokenizers::models::unigram::Unigram;
@@ -23,6 +22,7 @@ use tracing::info;
 
 use super::EmbedError;
 use super::acquire::{write_atomic, write_atomic_with};
+use crate::progress::Progress;
 
 /// The four magic bytes every E5S1 file starts with.
 pub const E5S1_MAGIC: &[u8; 4] = b"E5S1";
@@ -688,7 +688,12 @@ pub fn build_tokenizer(vocab: &SpmVocab, charsmap: &[u8]) -> Result<Tokenizer, E
 /// Converts E5S1 bytes into `config.json`, `tokenizer.json` and `model.safetensors` (f16,
 /// standard BERT names) in `out_dir`, each written atomically. `source` names the file in
 /// error messages.
-pub fn convert_e5s1(data: &[u8], source: &Path, out_dir: &Path) -> Result<(), EmbedError> {
+pub fn convert_e5s1(
+    data: &[u8],
+    source: &Path,
+    out_dir: &Path,
+    progress: &dyn Progress,
+) -> Result<(), EmbedError> {
     let file = E5s1::parse(data, source)?;
     let layout = file.bert_layout()?;
     std::fs::create_dir_all(out_dir).map_err(|e| EmbedError::io("create", out_dir, e))?;
@@ -714,11 +719,7 @@ pub fn convert_e5s1(data: &[u8], source: &Path, out_dir: &Path) -> Result<(), Em
     write_atomic(&out_dir.join("config.json"), &config)?;
 
     // Weights: dequantize, store as f16.
-    let bar = ProgressBar::new(layout.len() as u64);
-    if let Ok(style) = ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} tensors") {
-        bar.set_style(style);
-    }
-    bar.set_message("dequantizing");
+    progress.stage("dequantizing", layout.len() as u64);
     let mut converted: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::with_capacity(layout.len());
     for (name, shape, t) in &layout {
         let values = file.tensor_f32(t);
@@ -727,9 +728,9 @@ pub fn convert_e5s1(data: &[u8], source: &Path, out_dir: &Path) -> Result<(), Em
             .flat_map_iter(|v| f16::from_f32(*v).to_le_bytes())
             .collect();
         converted.push((name.clone(), shape.clone(), bytes));
-        bar.inc(1);
+        progress.position(converted.len() as u64);
     }
-    bar.finish_and_clear();
+    progress.finish();
     let mut views = Vec::with_capacity(converted.len());
     for (name, shape, bytes) in &converted {
         let view = TensorView::new(Dtype::F16, shape.clone(), bytes)

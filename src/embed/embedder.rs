@@ -4,7 +4,6 @@
 use candle_core::{DType, Device, IndexOp, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config};
-use indicatif::ProgressBar;
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tokenizers::Tokenizer;
@@ -24,12 +23,37 @@ pub const BATCH_TOKEN_BUDGET: usize = 2048;
 /// Most sequences in one forward pass, so that a batch of very short texts stays small.
 pub const MAX_BATCH_SEQUENCES: usize = 64;
 
-/// Environment variable that, set to `candle`, makes the CPU use candle-transformers'
-/// `BertModel` instead of [`FastBert`] (for comparisons and as an escape hatch).
-pub const ENV_ENGINE: &str = "WENDA_EMBED_ENGINE";
+/// Which network computes embeddings on the CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum CpuEngine {
+    /// Our packed encoder ([`FastBert`]): the same math, several times faster.
+    #[default]
+    Fast,
+    /// candle-transformers' `BertModel` (for comparisons and as an escape hatch).
+    Candle,
+}
+
+/// How to load a model: where it runs and with which network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LoadOptions {
+    /// The device.
+    pub device: DeviceChoice,
+    /// The network used when the device is the CPU.
+    pub cpu_engine: CpuEngine,
+}
+
+impl From<DeviceChoice> for LoadOptions {
+    /// That device, with the default CPU network.
+    fn from(device: DeviceChoice) -> Self {
+        LoadOptions {
+            device,
+            ..LoadOptions::default()
+        }
+    }
+}
 
 /// Which device to run the model on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum DeviceChoice {
     /// CUDA when this build has the `cuda` feature and a GPU is present, else CPU.
     #[default]
@@ -128,13 +152,13 @@ fn tok_err(context: impl Into<String>, e: impl std::fmt::Display) -> EmbedError 
 }
 
 impl Embedder {
-    /// Loads the model folder on the chosen device; the weights are used as f32.
+    /// Loads the model folder as `options` say; the weights are used as f32.
     pub fn load(
         files: &ModelFiles,
         profile: &ModelProfile,
-        device: DeviceChoice,
+        options: LoadOptions,
     ) -> Result<Embedder, EmbedError> {
-        let device = device.device()?;
+        let device = options.device.device()?;
         let config = read_bert_config(&files.config, &files.dir)?;
         if !files.weights.is_file() {
             return Err(EmbedError::folder(
@@ -160,9 +184,7 @@ impl Embedder {
                 format!("model.safetensors does not match config.json: {e}"),
             )
         };
-        let force_candle =
-            std::env::var(ENV_ENGINE).is_ok_and(|v| v.eq_ignore_ascii_case("candle"));
-        let model = if device.is_cpu() && !force_candle {
+        let model = if device.is_cpu() && options.cpu_engine == CpuEngine::Fast {
             Engine::Fast(FastBert::load(vb, &config).map_err(mismatch)?)
         } else {
             Engine::Candle(BertModel::load(vb, &config).map_err(mismatch)?)
@@ -215,7 +237,7 @@ impl Embedder {
             ));
         }
         if profile.max_length > config.max_position_embeddings {
-            return Err(EmbedError::Device(format!(
+            return Err(EmbedError::Config(format!(
                 "profile max length {} exceeds the model's {} positions",
                 profile.max_length, config.max_position_embeddings
             )));
@@ -305,18 +327,15 @@ impl Embedder {
         let ids = self.query_ids(text)?;
         let mut windows = Vec::new();
         self.windows(0, &ids, &mut windows);
-        let mut out = self.run(windows, 1, None)?;
-        out.pop()
-            .ok_or_else(|| EmbedError::Device("no output for the query".into()))
+        let mut out = self.run(windows, 1)?;
+        out.pop().ok_or_else(|| {
+            EmbedError::compute("query", candle_core::Error::Msg("no output".into()))
+        })
     }
 
     /// Embeds passages (passage prefix added), batching texts of similar length; the vectors
-    /// are L2-normalized and in input order. `progress` advances by one per finished text.
-    pub fn embed_passages(
-        &self,
-        texts: &[&str],
-        progress: Option<&ProgressBar>,
-    ) -> Result<Vec<Vec<f32>>, EmbedError> {
+    /// are L2-normalized and in input order.
+    pub fn embed_passages(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
         let ids: Vec<Vec<u32>> = texts
             .par_iter()
             .map(|t| self.passage_ids(t))
@@ -325,16 +344,11 @@ impl Embedder {
         for (i, content) in ids.iter().enumerate() {
             self.windows(i, content, &mut windows);
         }
-        self.run(windows, texts.len(), progress)
+        self.run(windows, texts.len())
     }
 
     /// Runs all windows in length-sorted batches and combines them per text.
-    fn run(
-        &self,
-        mut windows: Vec<Window>,
-        n_texts: usize,
-        progress: Option<&ProgressBar>,
-    ) -> Result<Vec<Vec<f32>>, EmbedError> {
+    fn run(&self, mut windows: Vec<Window>, n_texts: usize) -> Result<Vec<Vec<f32>>, EmbedError> {
         let alone = self.in_flight.fetch_add(1, Ordering::SeqCst) == 0;
         let _counted = InFlight(&self.in_flight);
         windows.sort_by_key(|w| w.ids.len());
@@ -381,11 +395,6 @@ impl Embedder {
                 }
                 weights[w.text] += wt;
                 remaining[w.text] -= 1;
-                if remaining[w.text] == 0
-                    && let Some(p) = progress
-                {
-                    p.inc(1);
-                }
             }
         }
         for v in sums.iter_mut() {
@@ -581,12 +590,12 @@ mod tests {
             assert_eq!(e.head_ids, vec![0]);
             assert_eq!(e.tail_ids, vec![2]);
             let texts = ["ab", "a ab ab c", "中文 ab a", "", "c c c c c c c ab ab"];
-            let batch = e.embed_passages(&texts, None).expect("batch");
+            let batch = e.embed_passages(&texts).expect("batch");
             for (t, v) in texts.iter().zip(&batch) {
                 let norm: f32 = v.iter().map(|x| x * x).sum::<f32>().sqrt();
                 assert!((norm - 1.0).abs() < 1e-5, "norm {norm}");
                 // Single text call = batch result.
-                let single = e.embed_passages(&[t], None).expect("single");
+                let single = e.embed_passages(&[t]).expect("single");
                 assert!(cos(&single[0], v) > 0.99999, "batch vs single for {t:?}");
                 // Matches a direct, unpadded computation.
                 let mut ids = vec![0];
@@ -616,7 +625,7 @@ mod tests {
         let text = "ab c ab c ab c ab c ab c"; // passage prefix adds 2 tokens
         let content = e.passage_ids(text).expect("ids");
         assert!(content.len() > 12, "{}", content.len());
-        let got = e.embed_passages(&[text], None).expect("embed");
+        let got = e.embed_passages(&[text]).expect("embed");
         let mut want = vec![0f32; e.dim];
         let mut total = 0f32;
         for chunk in content.chunks(6) {
@@ -637,7 +646,7 @@ mod tests {
     fn missing_or_corrupt_folder_is_an_error() {
         let tmp = tempfile::tempdir().expect("tmp");
         let files = ModelFiles::in_dir(tmp.path());
-        let err = Embedder::load(&files, &ModelProfile::e5_small(), DeviceChoice::Cpu)
+        let err = Embedder::load(&files, &ModelProfile::e5_small(), LoadOptions::default())
             .err()
             .expect("missing");
         assert!(err.to_string().contains("config.json"), "{err}");
@@ -649,7 +658,7 @@ mod tests {
         });
         std::fs::write(&files.config, cfg.to_string()).expect("cfg");
         std::fs::write(&files.weights, b"\x10\0\0\0\0\0\0\0{}").expect("w");
-        let err = Embedder::load(&files, &ModelProfile::e5_small(), DeviceChoice::Cpu)
+        let err = Embedder::load(&files, &ModelProfile::e5_small(), LoadOptions::default())
             .err()
             .expect("corrupt");
         assert!(
@@ -661,7 +670,7 @@ mod tests {
         let mut map = std::collections::HashMap::new();
         map.insert("embeddings.word_embeddings.weight".to_string(), t);
         candle_core::safetensors::save(&map, &files.weights).expect("save");
-        let err = Embedder::load(&files, &ModelProfile::e5_small(), DeviceChoice::Cpu)
+        let err = Embedder::load(&files, &ModelProfile::e5_small(), LoadOptions::default())
             .err()
             .expect("shape");
         assert!(err.to_string().contains("does not match"), "{err}");

@@ -9,13 +9,15 @@
 pub mod acquire;
 pub mod e5s1;
 pub mod embedder;
+pub mod encoder;
 pub mod fast;
 pub mod profile;
 
 use std::path::PathBuf;
 
 pub use acquire::{FetchOptions, ModelFiles, ensure_model};
-pub use embedder::{DeviceChoice, Embedder};
+pub use embedder::{CpuEngine, DeviceChoice, Embedder, LoadOptions};
+pub use encoder::Encoder;
 pub use profile::{ModelProfile, Pooling};
 
 /// Everything that can go wrong while getting, loading or running an embedding model.
@@ -105,6 +107,10 @@ pub enum EmbedError {
     /// The requested compute device cannot be used.
     #[error("device error: {0}")]
     Device(String),
+
+    /// The model's configuration does not fit the profile it is loaded with.
+    #[error("model configuration: {0}. Check --model against the model folder")]
+    Config(String),
 
     /// The model forward pass or a tensor operation failed.
     #[error("embedding computation failed ({context}): {source}")]

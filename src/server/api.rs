@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::{ApiError, AppState};
 use crate::answer::{self, Answer, AskRequest, DEFAULT_ANSWER_PASSAGES};
 use crate::corpus::DocumentSpan;
-use crate::retrieve::{DEFAULT_K, Engine, Mode, SearchRequest, SearchResponse};
+use crate::retrieve::{DEFAULT_K, Mode, SearchRequest, SearchResponse};
 
 /// Search parameters, from the query string or a JSON body.
 #[derive(Debug, Deserialize)]
@@ -27,19 +27,9 @@ pub struct SearchParams {
     source: Option<String>,
 }
 
-fn default_mode(engine: &Engine) -> Mode {
-    if engine.modes().contains(&Mode::Hybrid) {
-        Mode::Hybrid
-    } else {
-        Mode::Bm25
-    }
-}
-
-fn parse_mode(engine: &Engine, mode: Option<&str>) -> Result<Mode, ApiError> {
-    match mode {
-        None => Ok(default_mode(engine)),
-        Some(m) => Ok(m.parse::<Mode>()?),
-    }
+/// The mode a client named, if any (`None`: the engine's default).
+fn parse_mode(mode: Option<&str>) -> Result<Option<Mode>, ApiError> {
+    Ok(mode.map(str::parse::<Mode>).transpose()?)
 }
 
 async fn blocking<T: Send + 'static>(
@@ -49,7 +39,7 @@ async fn blocking<T: Send + 'static>(
         Ok(result) => result.map_err(ApiError::from),
         Err(e) => Err(ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
+            crate::ErrorCode::Internal,
             format!("the search task failed: {e}"),
         )),
     }
@@ -60,7 +50,7 @@ async fn run_search(
     params: SearchParams,
 ) -> Result<Json<SearchResponse>, ApiError> {
     let query = params.query.unwrap_or_default();
-    let mode = parse_mode(&state.engine, params.mode.as_deref())?;
+    let mode = parse_mode(params.mode.as_deref())?;
     let request = SearchRequest {
         query,
         k: params.k.unwrap_or(DEFAULT_K),
@@ -109,10 +99,7 @@ pub async fn ask(
     body: Result<Json<AskParams>, JsonRejection>,
 ) -> Result<Json<Answer>, ApiError> {
     let Json(params) = body?;
-    let mode = match params.mode.as_deref() {
-        None => None,
-        Some(m) => Some(parse_mode(&state.engine, Some(m))?),
-    };
+    let mode = parse_mode(params.mode.as_deref())?;
     let request = AskRequest {
         question: params.question.unwrap_or_default(),
         k: params.k.unwrap_or(DEFAULT_ANSWER_PASSAGES),

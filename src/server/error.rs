@@ -7,13 +7,13 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::Error;
+use crate::{Error, ErrorCode};
 
 /// An error reply.
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
-    code: &'static str,
+    code: ErrorCode,
     message: String,
 }
 
@@ -25,7 +25,7 @@ struct Body<'a> {
 
 impl ApiError {
     /// An error with a status, a machine-readable code and a sentence for people.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
         ApiError {
             status,
             code,
@@ -37,11 +37,11 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if self.status.is_server_error() {
-            tracing::error!(code = self.code, "{}", self.message);
+            tracing::error!(code = self.code.as_str(), "{}", self.message);
         }
         let body = Body {
             error: &self.message,
-            code: self.code,
+            code: self.code.as_str(),
         };
         (self.status, Json(body)).into_response()
     }
@@ -50,18 +50,18 @@ impl IntoResponse for ApiError {
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
         match e {
-            Error::InvalidQuery { code, message } => {
+            Error::InvalidRequest { code, message } => {
                 ApiError::new(StatusCode::BAD_REQUEST, code, message)
             }
-            Error::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, "not_found", m),
+            Error::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, m),
             Error::IndexUnusable { .. } => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "index_unusable",
+                ErrorCode::IndexUnusable,
                 e.to_string(),
             ),
             other => ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
+                ErrorCode::Internal,
                 other.to_string(),
             ),
         }
@@ -73,17 +73,17 @@ impl From<JsonRejection> for ApiError {
         match r {
             JsonRejection::MissingJsonContentType(_) => ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
+                ErrorCode::UnsupportedMediaType,
                 "send the body as JSON with the header Content-Type: application/json",
             ),
             JsonRejection::JsonSyntaxError(e) => ApiError::new(
                 StatusCode::BAD_REQUEST,
-                "malformed_json",
+                ErrorCode::MalformedJson,
                 format!("the body is not valid JSON: {}", e.body_text()),
             ),
             JsonRejection::JsonDataError(e) => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_body",
+                ErrorCode::InvalidBody,
                 format!(
                     "the JSON does not have the expected fields: {}",
                     e.body_text()
@@ -91,10 +91,14 @@ impl From<JsonRejection> for ApiError {
             ),
             JsonRejection::BytesRejection(e) => ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
+                ErrorCode::BodyTooLarge,
                 format!("the body could not be read: {}", e.body_text()),
             ),
-            other => ApiError::new(StatusCode::BAD_REQUEST, "bad_request", other.body_text()),
+            other => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::BadRequest,
+                other.body_text(),
+            ),
         }
     }
 }
@@ -103,7 +107,7 @@ impl From<QueryRejection> for ApiError {
     fn from(r: QueryRejection) -> Self {
         ApiError::new(
             StatusCode::BAD_REQUEST,
-            "invalid_parameters",
+            ErrorCode::InvalidParameters,
             format!("bad query parameters: {}", r.body_text()),
         )
     }

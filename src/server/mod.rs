@@ -75,7 +75,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async {
             ApiError::new(
                 StatusCode::NOT_FOUND,
-                "not_found",
+                crate::ErrorCode::NotFound,
                 "no such route; see /api/openapi.json",
             )
         })

@@ -8,10 +8,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use wenda::corpus::Documents;
+use wenda::corpus::Corpus;
+use wenda::embed::Encoder;
 use wenda::generate::LlmClient;
-use wenda::index::NoProgress;
-use wenda::retrieve::{Encoder, Engine, EngineConfig, Fusion, RebuildPolicy};
+use wenda::progress::NoProgress;
+use wenda::retrieve::{Engine, EngineConfig, Fusion, RebuildPolicy};
 use wenda::server::{self, AppState};
 
 /// The crate's own corpus folder.
@@ -19,15 +20,19 @@ pub fn corpus_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("corpus")
 }
 
+/// The crate's own corpus, read.
+pub fn corpus() -> Corpus {
+    Corpus::load(&corpus_dir()).expect("corpus loads")
+}
+
 /// An engine over the real corpus with its index in `index_dir`.
 pub fn engine(index_dir: PathBuf, encoder: Option<Arc<dyn Encoder>>) -> Engine {
     let config = EngineConfig {
-        corpus_dir: corpus_dir(),
         index_dir,
         rebuild: RebuildPolicy::IfNeeded,
         fusion: Fusion::default(),
     };
-    Engine::open(&config, encoder, &NoProgress).expect("engine opens")
+    Engine::open(&config, &corpus(), encoder, &NoProgress).expect("engine opens")
 }
 
 /// A running server on a free port of 127.0.0.1; stops when dropped.
@@ -44,7 +49,7 @@ impl TestServer {
 
     /// A server whose answers are written by `llm`.
     pub fn start_with(engine: Arc<Engine>, llm: Option<LlmClient>) -> TestServer {
-        let documents = Arc::new(Documents::load(&corpus_dir()).unwrap());
+        let documents = Arc::new(corpus().documents());
         let state = AppState {
             engine,
             documents,
