@@ -13,7 +13,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::Analyzer;
-use crate::corpus::{Citation, is_han};
+use crate::corpus::{Citation, is_han, split_sentences};
 use crate::error::Result;
 use crate::generate::{LlmClient, renumber_citations};
 use crate::retrieve::{Engine, Hit, Mode, SearchRequest};
@@ -250,18 +250,12 @@ fn is_relevant(
         || (cross_lingual && hit.dense.is_some())
 }
 
-/// Splits passage text into sentences at 。！？； (keeping the mark).
+/// The sentences of a passage worth showing on their own: split by the corpus' rule
+/// ([`split_sentences`]), bullets trimmed, fragments shorter than
+/// [`MIN_SENTENCE_CHARS`] dropped.
 pub fn sentences(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut current = String::new();
-    for c in text.chars() {
-        current.push(c);
-        if matches!(c, '。' | '！' | '？' | '；' | '!' | '?') {
-            out.push(std::mem::take(&mut current));
-        }
-    }
-    out.push(current);
-    out.into_iter()
+    split_sentences(text)
+        .into_iter()
         .map(|s| {
             s.trim()
                 .trim_start_matches(['•', '◆', '●', '-', '*', '·', '▪', ' '])

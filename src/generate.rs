@@ -11,16 +11,6 @@ use std::time::Duration;
 use serde_json::json;
 use thiserror::Error;
 
-/// Environment variable with the chat-completions URL, e.g.
-/// `http://127.0.0.1:8000/v1/chat/completions`.
-pub const ENV_LLM_URL: &str = "WENDA_LLM_URL";
-
-/// Environment variable with the model name sent in each request (optional).
-pub const ENV_LLM_MODEL: &str = "WENDA_LLM_MODEL";
-
-/// Environment variable with a bearer token for the endpoint (optional).
-pub const ENV_LLM_API_KEY: &str = "WENDA_LLM_API_KEY";
-
 /// Model name sent when `WENDA_LLM_MODEL` is unset; servers that host one model
 /// (llama.cpp, vLLM with one model) ignore it.
 pub const DEFAULT_LLM_MODEL: &str = "default";

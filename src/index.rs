@@ -23,6 +23,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::ANALYZER_VERSION;
+use crate::atomic_file::write_atomic;
 use crate::corpus::{Passage, chunker_settings};
 use crate::dense::{DenseIndex, write_vectors};
 use crate::embed::Encoder;
@@ -273,14 +274,12 @@ pub fn read_manifest(root: &Path) -> Result<Manifest> {
 }
 
 fn write_manifest(root: &Path, manifest: &Manifest) -> Result<()> {
-    let tmp = root.join(format!("{MANIFEST_FILE}.tmp"));
+    let path = root.join(MANIFEST_FILE);
     let json = serde_json::to_string_pretty(manifest).map_err(|source| Error::Json {
-        path: root.join(MANIFEST_FILE),
+        path: path.clone(),
         source,
     })?;
-    std::fs::write(&tmp, json).map_err(|e| Error::io(&tmp, e))?;
-    let path = root.join(MANIFEST_FILE);
-    std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))
+    write_atomic(&path, json.as_bytes()).map_err(|e| Error::io(e.path, e.source))
 }
 
 fn write_passages(path: &Path, passages: &[Passage]) -> Result<()> {

@@ -9,8 +9,7 @@ use std::path::Path;
 use tantivy::collector::TopDocs;
 use tantivy::query::{BooleanQuery, BoostQuery, ConstScoreQuery, Occur, Query, TermQuery};
 use tantivy::schema::{
-    FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing,
-    TextOptions, Value,
+    FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions,
 };
 use tantivy::tokenizer::TextAnalyzer;
 use tantivy::{Index, IndexReader, ReloadPolicy, TantivyDocument, Term, doc};
@@ -35,6 +34,9 @@ pub const REPORT_BOOST: f32 = 0.5;
 /// Longest snippet in characters: two lines of a result list.
 pub const SNIPPET_MAX_CHARS: usize = 80;
 
+/// Name of the field holding the passage ordinal (a FAST column, read per hit).
+const ORD_FIELD: &str = "ord";
+
 /// Characters of context kept before the first highlighted word of a snippet.
 pub const SNIPPET_LEAD_CHARS: usize = 10;
 
@@ -54,7 +56,6 @@ pub struct LexicalHit {
 pub struct LexicalIndex {
     index: Index,
     reader: IndexReader,
-    ord: Field,
     text: Field,
     section: Field,
     report: Field,
@@ -67,7 +68,7 @@ fn schema() -> Schema {
         .set_tokenizer(TOKENIZER_NAME)
         .set_index_option(IndexRecordOption::WithFreqsAndPositions);
     let text_options = TextOptions::default().set_indexing_options(indexing);
-    builder.add_u64_field("ord", INDEXED | STORED | FAST);
+    builder.add_u64_field(ORD_FIELD, INDEXED | STORED | FAST);
     builder.add_text_field("text", text_options.clone());
     builder.add_text_field("section", text_options.clone());
     builder.add_text_field("report", text_options);
@@ -94,7 +95,7 @@ impl LexicalIndex {
         register(&index);
         let s = index.schema();
         let (ord, text, section, report, source) = (
-            field(&s, "ord")?,
+            field(&s, ORD_FIELD)?,
             field(&s, "text")?,
             field(&s, "section")?,
             field(&s, "report")?,
@@ -129,7 +130,6 @@ impl LexicalIndex {
             .reload_policy(ReloadPolicy::Manual)
             .try_into()?;
         Ok(LexicalIndex {
-            ord: field(&s, "ord")?,
             text: field(&s, "text")?,
             section: field(&s, "section")?,
             report: field(&s, "report")?,
@@ -205,17 +205,24 @@ impl LexicalIndex {
         let searcher = self.reader.searcher();
         let query = self.query(terms, source);
         let top = searcher.search(&query, &TopDocs::with_limit(k).order_by_score())?;
+        // The ordinal comes from the FAST column: no stored document is loaded per hit.
+        let mut columns = HashMap::new();
         let mut hits = Vec::with_capacity(top.len());
         for (score, address) in top {
-            let doc: TantivyDocument = searcher.doc(address)?;
-            let ord = doc
-                .get_first(self.ord)
-                .and_then(|v| v.as_u64())
-                .ok_or_else(|| {
-                    Error::Lexical(tantivy::TantivyError::InvalidArgument(
-                        "document without ord".into(),
-                    ))
-                })?;
+            let column = match columns.entry(address.segment_ord) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => e.insert(
+                    searcher
+                        .segment_reader(address.segment_ord)
+                        .fast_fields()
+                        .u64(ORD_FIELD)?,
+                ),
+            };
+            let ord = column.first(address.doc_id).ok_or_else(|| {
+                Error::Lexical(tantivy::TantivyError::InvalidArgument(
+                    "document without ord".into(),
+                ))
+            })?;
             hits.push(LexicalHit {
                 ord: ord as u32,
                 score,

@@ -4,12 +4,15 @@
 //! [`analysis`] (jieba) → [`lexical`] (tantivy BM25) → retrieval → answers.
 //! See `ARCHITECTURE.md` for the whole picture.
 
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod analysis;
 pub mod corpus;
 pub mod error;
 
 pub use error::{Error, ErrorCode, IndexProblem, Result};
 pub mod answer;
+pub mod atomic_file;
 pub mod dense;
 pub mod embed;
 pub mod eval;

@@ -54,7 +54,7 @@ struct Paths {
         long,
         global = true,
         env = "WENDA_MODEL",
-        default_value = "intfloat/multilingual-e5-small"
+        default_value = wenda::embed::profile::DEFAULT_MODEL
     )]
     model: String,
     /// Copy the model's config.json, tokenizer.json and model.safetensors from this folder.

@@ -14,13 +14,15 @@ use std::collections::HashMap;
 /// dev set favour for BM25 over Chinese reports (a Python baseline used 300).
 pub const PASSAGE_TARGET_CHARS: usize = 300;
 
-/// A passage never grows past this many characters; longer sentences are cut
-/// at clause punctuation. Upper end of the 150–400 range (issue #2).
+/// A passage is closed before it would grow past this many characters of sentence text
+/// (the spaces joining Latin sentences are not counted, so a passage may exceed it by a
+/// few characters); a sentence that alone reaches it is cut there, at a fixed length, not
+/// at punctuation. Upper end of the 150–400 range (issue #2).
 pub const PASSAGE_MAX_CHARS: usize = 400;
 
 /// A passage shorter than this is not closed at a section heading; it runs on
 /// into the next section instead, so tiny sections do not become tiny passages.
-pub const SECTION_MERGE_BELOW_CHARS: usize = 80;
+pub(super) const SECTION_MERGE_BELOW_CHARS: usize = 80;
 
 /// The last sentence of a passage is repeated at the start of the next one
 /// (the "modest overlap") when it is at most this long, so a fact stated
@@ -29,17 +31,17 @@ pub const OVERLAP_MAX_CHARS: usize = 120;
 
 /// A short line that occurs at least this often in one file is page furniture
 /// (running header or footer); seen 4–14 times in our reports.
-pub const FURNITURE_MIN_REPEATS: usize = 3;
+pub(super) const FURNITURE_MIN_REPEATS: usize = 3;
 
 /// Lines longer than this are never treated as repeated page furniture.
-pub const FURNITURE_MAX_CHARS: usize = 30;
+pub(super) const FURNITURE_MAX_CHARS: usize = 30;
 
 /// A blank-surrounded line is a heading only when it is at most this long:
 /// wrapped body lines in our reports are 30–35 characters wide.
-pub const HEADING_MAX_CHARS: usize = 24;
+pub(super) const HEADING_MAX_CHARS: usize = 24;
 
 /// Lines with an explicit heading mark (`#`, `第…章`, `一、`, `1.2`) may be this long.
-pub const MARKED_HEADING_MAX_CHARS: usize = 40;
+pub(super) const MARKED_HEADING_MAX_CHARS: usize = 40;
 
 /// A span of one passage inside its file, before the catalog adds a title.
 #[derive(Debug, Clone, PartialEq)]
@@ -74,7 +76,7 @@ struct Line {
     kind: LineKind,
 }
 
-/// One sentence (or clause piece of an over-long sentence) with its place.
+/// One sentence (or fixed-length piece of an over-long sentence) with its place.
 #[derive(Debug, Clone)]
 struct Sentence {
     text: String,
@@ -100,8 +102,36 @@ fn is_wide(c: char) -> bool {
     is_han(c) || matches!(c as u32, 0x3000..=0x303F | 0xFF00..=0xFFEF | 0x2018..=0x201F | 0x2026)
 }
 
-fn is_sentence_end(c: char) -> bool {
+/// True for the marks that end a sentence (Chinese and ASCII): the one rule both the
+/// chunker and the answer's sentence selection use.
+pub(super) fn is_sentence_end(c: char) -> bool {
     matches!(c, '。' | '！' | '？' | '；' | '!' | '?' | ';')
+}
+
+/// Splits text after each sentence end (closing quotes and brackets stay with their
+/// sentence); the pieces concatenate back to `text`.
+pub fn split_sentences(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        if is_sentence_end(c) {
+            let mut end = i + c.len_utf8();
+            while let Some(&(j, next)) = chars.peek() {
+                if !is_closer(next) {
+                    break;
+                }
+                end = j + next.len_utf8();
+                chars.next();
+            }
+            out.push(&text[start..end]);
+            start = end;
+        }
+    }
+    if start < text.len() {
+        out.push(&text[start..]);
+    }
+    out
 }
 
 fn is_closer(c: char) -> bool {
@@ -602,6 +632,18 @@ mod tests {
                 .all(|c| c.text.chars().count() <= PASSAGE_MAX_CHARS)
         );
         assert_eq!(chunks.last().unwrap().char_end, 1400);
+    }
+
+    #[test]
+    fn sentences_split_after_end_marks_and_keep_closing_quotes() {
+        let text = "他说“好。”然后走了！Then he left; ok? 尾巴";
+        let pieces = split_sentences(text);
+        assert_eq!(
+            pieces,
+            vec!["他说“好。”", "然后走了！", "Then he left;", " ok?", " 尾巴"]
+        );
+        assert_eq!(pieces.concat(), text);
+        assert!(split_sentences("").is_empty());
     }
 
     #[test]

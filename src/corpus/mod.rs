@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 pub use catalog::{CATALOG_FILE, Catalog, Report};
 pub use chunk::{
     Chunk, OVERLAP_MAX_CHARS, PASSAGE_MAX_CHARS, PASSAGE_TARGET_CHARS, chunk_text, is_han,
+    split_sentences,
 };
 pub use documents::{DocumentSpan, Documents, MAX_SPAN_CHARS, SPAN_CONTEXT_CHARS};
 

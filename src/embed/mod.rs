@@ -123,6 +123,16 @@ pub enum EmbedError {
     },
 }
 
+impl From<crate::atomic_file::AtomicWriteError> for EmbedError {
+    fn from(e: crate::atomic_file::AtomicWriteError) -> Self {
+        EmbedError::Io {
+            action: e.action,
+            path: e.path,
+            source: e.source,
+        }
+    }
+}
+
 impl EmbedError {
     /// Shorthand for an [`EmbedError::Io`].
     pub(crate) fn io(

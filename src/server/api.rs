@@ -15,7 +15,7 @@ use crate::retrieve::{DEFAULT_K, Mode, SearchRequest, SearchResponse};
 
 /// Search parameters, from the query string or a JSON body.
 #[derive(Debug, Deserialize)]
-pub struct SearchParams {
+pub(super) struct SearchParams {
     /// The query (`q` is accepted too).
     #[serde(alias = "q")]
     query: Option<String>,
@@ -63,7 +63,7 @@ async fn run_search(
 }
 
 /// `GET /api/search?q=…&k=…&mode=…&source=…`
-pub async fn search_get(
+pub(super) async fn search_get(
     State(state): State<AppState>,
     params: Result<Query<SearchParams>, QueryRejection>,
 ) -> Result<Json<SearchResponse>, ApiError> {
@@ -72,7 +72,7 @@ pub async fn search_get(
 }
 
 /// `POST /api/search` with the same fields as JSON.
-pub async fn search_post(
+pub(super) async fn search_post(
     State(state): State<AppState>,
     body: Result<Json<SearchParams>, JsonRejection>,
 ) -> Result<Json<SearchResponse>, ApiError> {
@@ -82,7 +82,7 @@ pub async fn search_post(
 
 /// Body of `POST /api/ask`.
 #[derive(Debug, Deserialize)]
-pub struct AskParams {
+pub(super) struct AskParams {
     /// The question.
     question: Option<String>,
     /// Passages to retrieve.
@@ -94,7 +94,7 @@ pub struct AskParams {
 }
 
 /// `POST /api/ask {"question": "…", "k": 5}`
-pub async fn ask(
+pub(super) async fn ask(
     State(state): State<AppState>,
     body: Result<Json<AskParams>, JsonRejection>,
 ) -> Result<Json<Answer>, ApiError> {
@@ -114,7 +114,7 @@ pub async fn ask(
 
 /// One report in `GET /api/documents`.
 #[derive(Debug, Serialize)]
-pub struct DocumentInfo {
+pub(super) struct DocumentInfo {
     source: String,
     title: String,
     publisher: String,
@@ -123,12 +123,12 @@ pub struct DocumentInfo {
 
 /// The catalog.
 #[derive(Debug, Serialize)]
-pub struct DocumentList {
+pub(super) struct DocumentList {
     documents: Vec<DocumentInfo>,
 }
 
 /// `GET /api/documents`
-pub async fn documents(State(state): State<AppState>) -> Json<DocumentList> {
+pub(super) async fn documents(State(state): State<AppState>) -> Json<DocumentList> {
     Json(DocumentList {
         documents: state
             .documents
@@ -146,13 +146,13 @@ pub async fn documents(State(state): State<AppState>) -> Json<DocumentList> {
 
 /// Span parameters of `GET /api/documents/{source}`.
 #[derive(Debug, Deserialize)]
-pub struct SpanParams {
+pub(super) struct SpanParams {
     start: Option<usize>,
     end: Option<usize>,
 }
 
 /// `GET /api/documents/{source}?start=&end=`: the cited span with context.
-pub async fn document_span(
+pub(super) async fn document_span(
     State(state): State<AppState>,
     Path(source): Path<String>,
     params: Result<Query<SpanParams>, QueryRejection>,
@@ -166,7 +166,7 @@ pub async fn document_span(
 
 /// `GET /healthz` reply.
 #[derive(Debug, Serialize)]
-pub struct Health {
+pub(super) struct Health {
     status: &'static str,
     passages: usize,
     modes: Vec<Mode>,
@@ -175,7 +175,7 @@ pub struct Health {
 
 /// `GET /healthz`: ready once index and model are loaded (the server only
 /// starts listening after both are).
-pub async fn healthz(State(state): State<AppState>) -> Json<Health> {
+pub(super) async fn healthz(State(state): State<AppState>) -> Json<Health> {
     Json(Health {
         status: "ready",
         passages: state.engine.passages().len(),
