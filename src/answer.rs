@@ -375,4 +375,52 @@ mod tests {
         assert!(short.ends_with("……"));
         assert!(short.chars().count() <= MAX_SENTENCE_CHARS + 2);
     }
+
+    fn hit(rank: usize, text: &str) -> Hit {
+        Hit {
+            rank,
+            id: format!("r#{rank}"),
+            score: 1.0 / rank as f32,
+            text: text.into(),
+            snippet: String::new(),
+            citation: Citation {
+                source: format!("r{rank}.txt"),
+                title: "报告".into(),
+                section: String::new(),
+                line_start: 1,
+                line_end: 1,
+                char_start: 0,
+                char_end: text.chars().count(),
+            },
+            bm25: None,
+            dense: None,
+        }
+    }
+
+    #[test]
+    fn composition_picks_matching_sentences_once_and_numbers_their_sources() {
+        let analyzer = Analyzer::new();
+        let terms: Vec<(String, f32)> = analyzer
+            .query_terms("银行 风险控制")
+            .into_iter()
+            .map(|t| (t, 1.0))
+            .collect();
+        let shared = "银行利用大模型加强风险控制能力。";
+        let a = hit(1, &format!("报告介绍了行业背景和发展历程。{shared}"));
+        let b = hit(2, &format!("{shared}零售门店数字化也在推进之中。"));
+        let (answer, sources) = compose(&[&a, &b], &terms, &analyzer);
+        // The shared sentence appears once, cited to the first passage that has it.
+        assert_eq!(answer.matches("风险控制").count(), 1, "{answer}");
+        assert!(answer.starts_with(shared), "{answer}");
+        assert!(answer.contains("[1]"), "{answer}");
+        assert_eq!(sources[0].id, "r#1");
+        assert!(
+            !answer.contains("零售门店"),
+            "unrelated sentence kept: {answer}"
+        );
+        // Every marker points at a listed source.
+        for s in &sources {
+            assert!(answer.contains(&format!("[{}]", s.marker)));
+        }
+    }
 }

@@ -451,4 +451,36 @@ mod tests {
         assert!(!html.contains("<script>"), "{html}");
         assert!(html.chars().filter(|c| *c != '…').count() > 20);
     }
+
+    #[test]
+    fn the_snippet_window_moves_to_where_the_rare_terms_meet() {
+        let dir = tempfile::tempdir().unwrap();
+        // A common word early, both query words together late in a long passage.
+        let text = format!(
+            "金融行业开头。{}风险控制与金融合规放在一起。{}",
+            "其他内容填充。".repeat(20),
+            "结尾。".repeat(30)
+        );
+        let index = LexicalIndex::build(
+            dir.path(),
+            &[
+                passage(0, "a.txt", &text),
+                passage(1, "b.txt", "金融行业。"),
+            ],
+            &HashMap::new(),
+            &|_| {},
+        )
+        .unwrap();
+        let terms = Analyzer::new().query_terms("风险控制 金融");
+        let html = index.snippets(&terms).unwrap().html(&text);
+        assert!(html.starts_with('…'), "window not moved: {html}");
+        assert!(html.ends_with('…'), "window runs to the end: {html}");
+        assert!(
+            html.contains("<b>风险</b>") || html.contains("<b>风险控制</b>"),
+            "{html}"
+        );
+        assert!(html.contains("<b>金融</b>"), "{html}");
+        let shown = html.replace("<b>", "").replace("</b>", "");
+        assert!(shown.chars().count() <= SNIPPET_MAX_CHARS + 2, "{html}");
+    }
 }

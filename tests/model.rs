@@ -1,7 +1,6 @@
 //! Retrieval with the real embedding model (multilingual-e5-small, fetched by
 //! route 3 of models/README.md when missing). Release profile only: candle
-//! in a debug build is far too slow.
-#![cfg(not(debug_assertions))]
+//! in a debug build is far too slow, so there every test here is ignored.
 
 mod common;
 
@@ -33,6 +32,7 @@ fn engine() -> Arc<Engine> {
 }
 
 #[test]
+#[cfg_attr(debug_assertions, ignore = "real model: run with cargo test --release")]
 fn hybrid_hits_explain_both_retrievers() {
     let engine = engine();
     assert_eq!(engine.modes(), Mode::ALL.to_vec());
@@ -53,7 +53,11 @@ fn hybrid_hits_explain_both_retrievers() {
             .iter()
             .any(|h| h.bm25.is_some() && h.dense.is_some())
     );
-    assert!(response.timings.embedding_ms > 0.0 && response.timings.dense_ms >= 0.0);
+    assert!(
+        response.timings.embedding_ms > 0.0,
+        "{:?}",
+        response.timings
+    );
     // Scores are non-increasing.
     assert!(
         response
@@ -64,6 +68,7 @@ fn hybrid_hits_explain_both_retrievers() {
 }
 
 #[test]
+#[cfg_attr(debug_assertions, ignore = "real model: run with cargo test --release")]
 fn dense_retrieval_crosses_languages() {
     let engine = engine();
     let mut request =
@@ -79,12 +84,10 @@ fn dense_retrieval_crosses_languages() {
 }
 
 #[test]
+#[cfg_attr(debug_assertions, ignore = "real model: run with cargo test --release")]
+#[cfg_attr(not(shared_data), ignore = "needs ../shared beside the checkout")]
 fn hybrid_beats_the_python_baseline_on_the_dev_set() {
     let dev = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/eval/dev.jsonl");
-    if !dev.exists() {
-        eprintln!("skipped: {} not present", dev.display());
-        return;
-    }
     let questions = load_questions(&dev).unwrap();
     let evaluation = run::evaluate_questions(
         &engine(),
@@ -115,6 +118,7 @@ fn hybrid_beats_the_python_baseline_on_the_dev_set() {
 }
 
 #[test]
+#[cfg_attr(debug_assertions, ignore = "real model: run with cargo test --release")]
 fn the_server_answers_concurrent_hybrid_searches_and_english_questions() {
     let server = Arc::new(TestServer::start(engine()));
     let questions = [
@@ -152,6 +156,7 @@ fn the_server_answers_concurrent_hybrid_searches_and_english_questions() {
 }
 
 #[test]
+#[cfg_attr(debug_assertions, ignore = "real model: run with cargo test --release")]
 fn overlapping_embedding_calls_give_the_same_vectors() {
     // A call running alone spreads over all cores; calls that overlap run one thread
     // each. Both paths must compute the same embedding.

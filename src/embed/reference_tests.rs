@@ -57,6 +57,7 @@ fn cosine(a: &[f32], b: &[f32]) -> f32 {
 
 #[test]
 #[cfg_attr(debug_assertions, ignore = "real model: run with cargo test --release")]
+#[cfg_attr(not(shared_data), ignore = "needs ../shared beside the checkout")]
 fn real_model_matches_reference() {
     let (files, profile) = real_model();
     let emb = Embedder::load(&files, &profile, DeviceChoice::Cpu.into()).expect("load real model");

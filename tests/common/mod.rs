@@ -167,3 +167,51 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+/// A deterministic stand-in for the embedding model: each text becomes a normalized
+/// bag of hashed character bigrams. Similar wording gives similar vectors, so dense
+/// retrieval and fusion can be tested in plain `cargo test` without the real model.
+pub struct BigramEncoder;
+
+/// Dimension of [`BigramEncoder`] vectors.
+pub const BIGRAM_DIM: usize = 256;
+
+impl BigramEncoder {
+    fn vector(text: &str) -> Vec<f32> {
+        let chars: Vec<char> = text.chars().filter(|c| !c.is_whitespace()).collect();
+        let mut v = vec![0f32; BIGRAM_DIM];
+        for w in chars.windows(2) {
+            // FNV-1a over the two code points: stable across runs and platforms.
+            let mut h: u32 = 0x811c_9dc5;
+            for c in w {
+                h = (h ^ *c as u32).wrapping_mul(0x0100_0193);
+            }
+            v[h as usize % BIGRAM_DIM] += 1.0;
+        }
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        if norm > 0.0 {
+            v.iter_mut().for_each(|x| *x /= norm);
+        }
+        v
+    }
+}
+
+impl Encoder for BigramEncoder {
+    fn model_id(&self) -> &str {
+        "test/bigram-hash"
+    }
+    fn dim(&self) -> usize {
+        BIGRAM_DIM
+    }
+    fn encode_query(&self, query: &str) -> wenda::Result<Vec<f32>> {
+        Ok(Self::vector(query))
+    }
+    fn encode_passages(
+        &self,
+        texts: &[&str],
+        progress: &dyn wenda::progress::Progress,
+    ) -> wenda::Result<Vec<Vec<f32>>> {
+        progress.position(texts.len() as u64);
+        Ok(texts.iter().map(|t| Self::vector(t)).collect())
+    }
+}

@@ -1,0 +1,142 @@
+//! Retrieval through the public API with a deterministic stand-in encoder
+//! ([`common::BigramEncoder`]): fusion, explained ranks, the source filter in dense
+//! mode and unavailable modes, all without the real model (they run in debug builds).
+
+mod common;
+
+use std::sync::{Arc, OnceLock};
+
+use common::BigramEncoder;
+use wenda::retrieve::{Engine, Fusion, Mode, SearchRequest, fuse};
+use wenda::{Error, ErrorCode};
+
+fn engine() -> &'static Engine {
+    static ENGINE: OnceLock<(tempfile::TempDir, Engine)> = OnceLock::new();
+    &ENGINE
+        .get_or_init(|| {
+            let dir = tempfile::tempdir().unwrap();
+            let engine = common::engine(dir.path().to_path_buf(), Some(Arc::new(BigramEncoder)));
+            (dir, engine)
+        })
+        .1
+}
+
+fn request(query: &str, mode: Mode, k: usize) -> SearchRequest {
+    SearchRequest {
+        query: query.into(),
+        k,
+        mode: Some(mode),
+        source: None,
+    }
+}
+
+const QUESTION: &str = "大模型在金融行业的风险控制应用";
+
+#[test]
+fn the_default_mode_is_hybrid_with_an_encoder_and_bm25_without() {
+    assert_eq!(engine().default_mode(), Mode::Hybrid);
+    let response = engine().search(&SearchRequest::new(QUESTION)).unwrap();
+    assert_eq!(response.mode, Mode::Hybrid);
+
+    let dir = tempfile::tempdir().unwrap();
+    let lexical = common::engine(dir.path().to_path_buf(), None);
+    assert_eq!(lexical.default_mode(), Mode::Bm25);
+    assert_eq!(lexical.modes(), vec![Mode::Bm25]);
+    let response = lexical.search(&SearchRequest::new(QUESTION)).unwrap();
+    assert_eq!(response.mode, Mode::Bm25);
+    for mode in [Mode::Dense, Mode::Hybrid] {
+        match lexical.search(&request(QUESTION, mode, 5)) {
+            Err(Error::InvalidRequest { code, message }) => {
+                assert_eq!(code, ErrorCode::ModeUnavailable);
+                assert!(message.contains("bm25"), "{message}");
+            }
+            other => panic!("{mode}: expected mode_unavailable, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn hybrid_ranks_are_the_fusion_of_the_single_mode_rankings() {
+    let e = engine();
+    let depth = wenda::retrieve::FUSION_CANDIDATES;
+    let bm25 = e
+        .rank(&request(QUESTION, Mode::Bm25, depth), e.fusion(), None)
+        .unwrap();
+    let dense = e
+        .rank(&request(QUESTION, Mode::Dense, depth), e.fusion(), None)
+        .unwrap();
+    let pairs = |r: &wenda::retrieve::Ranking| -> Vec<(u32, f32)> {
+        r.passages.iter().map(|p| (p.ord, p.score)).collect()
+    };
+    for fusion in [
+        Fusion::Rrf { k: 60.0 },
+        Fusion::Weighted { dense_weight: 0.4 },
+    ] {
+        let hybrid = e
+            .rank(&request(QUESTION, Mode::Hybrid, 10), fusion, None)
+            .unwrap();
+        let expected = fuse(&pairs(&bm25), &pairs(&dense), fusion);
+        let got: Vec<u32> = hybrid.passages.iter().map(|p| p.ord).collect();
+        let want: Vec<u32> = expected.iter().take(10).map(|p| p.0).collect();
+        assert_eq!(got, want, "{fusion:?}");
+        // Every hit explains itself with the single-mode ranks.
+        for p in &hybrid.passages {
+            assert!(p.bm25.is_some() || p.dense.is_some());
+            if let Some(b) = p.bm25 {
+                assert_eq!(bm25.passages[b.rank - 1].ord, p.ord);
+                assert_eq!(bm25.passages[b.rank - 1].score, b.score);
+            }
+            if let Some(d) = p.dense {
+                assert_eq!(dense.passages[d.rank - 1].ord, p.ord);
+            }
+        }
+    }
+}
+
+#[test]
+fn presentation_keeps_the_ranking_order_and_highlights_query_words() {
+    let e = engine();
+    let ranking = e
+        .rank(&request(QUESTION, Mode::Hybrid, 5), e.fusion(), None)
+        .unwrap();
+    let ords: Vec<u32> = ranking.passages.iter().map(|p| p.ord).collect();
+    let response = e.present(ranking).unwrap();
+    assert_eq!(response.results.len(), 5);
+    for (i, (hit, ord)) in response.results.iter().zip(&ords).enumerate() {
+        assert_eq!(hit.rank, i + 1);
+        assert_eq!(hit.id, e.passages()[*ord as usize].id);
+    }
+    assert!(response.results.iter().any(|h| h.snippet.contains("<b>")));
+}
+
+#[test]
+fn dense_search_honours_the_source_filter() {
+    let e = engine();
+    let source = e.passages()[0].citation.source.clone();
+    let mut req = request(QUESTION, Mode::Dense, 20);
+    req.source = Some(source.clone());
+    let response = e.search(&req).unwrap();
+    assert_eq!(response.results.len(), 20);
+    assert!(
+        response.results.iter().all(|h| h.citation.source == source),
+        "{:?}",
+        response
+            .results
+            .iter()
+            .map(|h| &h.citation.source)
+            .collect::<Vec<_>>()
+    );
+    // Unfiltered, the same query reaches other reports too.
+    let all = e.search(&request(QUESTION, Mode::Dense, 20)).unwrap();
+    assert!(all.results.iter().any(|h| h.citation.source != source));
+}
+
+#[test]
+fn a_precomputed_query_vector_gives_the_same_ranking() {
+    let e = engine();
+    let vector = e.embed_query(QUESTION).unwrap().unwrap();
+    let req = request(QUESTION, Mode::Hybrid, 10);
+    let a = e.rank(&req, e.fusion(), None).unwrap();
+    let b = e.rank(&req, e.fusion(), Some(&vector)).unwrap();
+    assert_eq!(a.passages, b.passages);
+}
