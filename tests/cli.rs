@@ -104,7 +104,14 @@ fn bad_input_gets_a_clear_message_and_a_failing_exit() {
     let cases: &[(&[&str], &str)] = &[
         (&["search", "   ", "--mode", "bm25"], "empty"),
         (&["search", "？！。，", "--mode", "bm25"], "no letters"),
-        (&["search", "大模型", "--mode", "fuzzy"], "unknown mode"),
+        (
+            &["search", "大模型", "--mode", "fuzzy"],
+            "possible values: bm25, dense, hybrid",
+        ),
+        (
+            &["search", "大模型", "--device", "tpu"],
+            "invalid value 'tpu'",
+        ),
         (
             &["search", "大模型", "--mode", "bm25", "-k", "0"],
             "between 1 and 100",
