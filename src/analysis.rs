@@ -1,5 +1,6 @@
-//! Text analysis for BM25: jieba word segmentation in search mode, width
-//! folding, lowercasing and stop words, exposed as a tantivy [`Tokenizer`].
+//! Text analysis for BM25: width folding, traditional → simplified folding, jieba word
+//! segmentation in search mode, lowercasing and stop words, exposed as a tantivy
+//! [`Tokenizer`].
 //!
 //! Written by hand (rather than taking a jieba tokenizer crate) because the
 //! exact tokens are the core of lexical retrieval quality: we fold full-width
@@ -18,7 +19,7 @@ pub const TOKENIZER_NAME: &str = "wenda_jieba";
 
 /// Version of the analysis rules; part of the index fingerprint, so changing
 /// them marks existing indexes stale.
-pub const ANALYZER_VERSION: &str = "jieba-search-hmm+fold+lower+stop-v1";
+pub const ANALYZER_VERSION: &str = "jieba-search-hmm+fold+t2s+lower+stop-v2";
 
 /// Chinese function words and question words that carry no topic: matching
 /// them only adds noise to BM25. Common entries of the public Chinese
@@ -160,6 +161,28 @@ pub fn fold_width(c: char) -> char {
     }
 }
 
+/// Folds traditional Chinese characters to simplified ones, so that a question in one
+/// script matches a report in the other and jieba (whose dictionary is simplified)
+/// segments traditional text into real words. fast2s maps one character to one
+/// character of the same UTF-8 length (with a few context rules), so byte offsets stay
+/// valid; should a mapping ever change the length, the text is left as it was.
+pub fn fold_traditional(text: String) -> String {
+    if !text.chars().any(is_han) {
+        return text;
+    }
+    let simplified = fast2s::convert(&text);
+    if simplified.len() == text.len()
+        && simplified
+            .char_indices()
+            .zip(text.char_indices())
+            .all(|((a, _), (b, _))| a == b)
+    {
+        simplified
+    } else {
+        text
+    }
+}
+
 fn is_stop_word(word: &str) -> bool {
     CHINESE_STOP_WORDS.contains(&word) || ENGLISH_STOP_WORDS.contains(&word)
 }
@@ -189,6 +212,7 @@ impl Analyzer {
             folded.push(f);
         }
         to_original[folded.len()] = text.len();
+        let folded = fold_traditional(folded);
         let mut tokens = Vec::new();
         for t in JIEBA.cut_for_search(&folded, true) {
             if !t.word.chars().any(|c| c.is_alphanumeric()) {
@@ -309,6 +333,21 @@ mod tests {
             .into_iter()
             .map(|t| t.text)
             .collect()
+    }
+
+    #[test]
+    fn traditional_text_analyses_like_simplified_and_keeps_its_offsets() {
+        let traditional = "臺灣的資訊產業與銀行風險控制";
+        let simplified = "台湾的资讯产业与银行风险控制";
+        assert_eq!(words(traditional), words(simplified));
+        assert!(words(traditional).contains(&"风险".to_string()));
+        for t in Analyzer::new().analyze(traditional) {
+            let original = &traditional[t.byte_from..t.byte_to];
+            assert_eq!(original.chars().count(), t.text.chars().count(), "{t:?}");
+        }
+        // Simplified text and other scripts pass through unchanged.
+        assert_eq!(fold_traditional(simplified.into()), simplified);
+        assert_eq!(fold_traditional("GPT-4 在金融".into()), "GPT-4 在金融");
     }
 
     #[test]
