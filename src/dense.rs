@@ -1,17 +1,18 @@
 //! Passage vectors on disk and exact cosine top-k over them.
 //!
 //! Vectors are L2-normalized, so cosine is a dot product. They are stored as
-//! little-endian f16 rows (`row i` = passage `i`) and memory-mapped: a million
-//! 384-dimensional passages take 768 MB on disk and nothing in RAM until read.
+//! little-endian f16 rows (`row i` = passage `i`) and read into memory at open, not
+//! memory-mapped: a mapped file that another process truncates kills the server with
+//! SIGBUS, while 453 × 384 f16 are 350 KB (a million passages, 768 MB, still fit).
+//! Every value is checked to be finite, at build time and at open.
 
-use std::fs::File;
-use std::io::Write;
 use std::path::Path;
 
 use half::f16;
 use half::slice::HalfFloatSliceExt;
-use memmap2::Mmap;
 use rayon::prelude::*;
+
+use crate::atomic_file::write_atomic;
 
 use crate::error::{Error, IndexProblem, Result};
 
@@ -38,18 +39,25 @@ pub fn write_vectors(path: &Path, vectors: &[Vec<f32>], dim: usize) -> Result<()
                 reason: format!("vector {i} has {} dimensions, expected {dim}", v.len()),
             });
         }
-        for x in v {
-            bytes.extend_from_slice(&f16::from_f32(*x).to_le_bytes());
+        for (j, x) in v.iter().enumerate() {
+            let h = f16::from_f32(*x);
+            if !h.is_finite() {
+                return Err(Error::IndexBuild {
+                    path: path.to_path_buf(),
+                    reason: format!(
+                        "vector {i} has the non-finite value {x} at dimension {j}: the model produced NaN or infinity (damaged weights?); check the model folder"
+                    ),
+                });
+            }
+            bytes.extend_from_slice(&h.to_le_bytes());
         }
     }
-    let mut file = File::create(path).map_err(|e| Error::io(path, e))?;
-    file.write_all(&bytes).map_err(|e| Error::io(path, e))?;
-    file.sync_all().map_err(|e| Error::io(path, e))
+    write_atomic(path, &bytes).map_err(|e| Error::io(e.path, e.source))
 }
 
-/// Memory-mapped passage vectors.
+/// Passage vectors, held in memory.
 pub struct DenseIndex {
-    map: Mmap,
+    values: Vec<f16>,
     dim: usize,
     rows: usize,
 }
@@ -57,21 +65,27 @@ pub struct DenseIndex {
 impl DenseIndex {
     /// Opens a vector file, checking its size against `rows × dim`.
     pub fn open(path: &Path, rows: usize, dim: usize) -> Result<Self> {
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
-        // SAFETY: the file is written once at build time into a fresh data
-        // folder and never modified afterwards; a rebuild writes a new folder.
-        let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
-        let expected = rows * dim * 2;
-        if map.len() != expected || dim == 0 {
-            return Err(Error::unusable(
-                path,
-                IndexProblem::Damaged(format!(
-                    "vector file has {} bytes, expected {expected} ({rows} passages × {dim} dimensions × 2)",
-                    map.len()
-                )),
-            ));
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let damaged = |reason: String| Error::unusable(path, IndexProblem::Damaged(reason));
+        let expected = rows.checked_mul(dim).and_then(|n| n.checked_mul(2));
+        if expected != Some(bytes.len()) || dim == 0 {
+            return Err(damaged(format!(
+                "vector file has {} bytes, expected {rows} passages × {dim} dimensions × 2",
+                bytes.len()
+            )));
         }
-        Ok(DenseIndex { map, dim, rows })
+        let values: Vec<f16> = bytes
+            .chunks_exact(2)
+            .map(|b| f16::from_le_bytes([b[0], b[1]]))
+            .collect();
+        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+            return Err(damaged(format!(
+                "vector file holds a non-finite value (passage {}, dimension {})",
+                i / dim,
+                i % dim
+            )));
+        }
+        Ok(DenseIndex { values, dim, rows })
     }
 
     /// Number of dimensions per vector.
@@ -90,10 +104,7 @@ impl DenseIndex {
     }
 
     fn row(&self, i: usize, out: &mut [f32]) {
-        let bytes = &self.map[i * self.dim * 2..(i + 1) * self.dim * 2];
-        // f16 has alignment 2 and mmaps are page-aligned, so this cast is valid.
-        let halves: &[f16] = bytemuck_cast(bytes);
-        halves.convert_to_f32_slice(out);
+        self.values[i * self.dim..(i + 1) * self.dim].convert_to_f32_slice(out);
     }
 
     /// The vector of passage `i`, as f32.
@@ -144,16 +155,6 @@ impl DenseIndex {
     }
 }
 
-fn bytemuck_cast(bytes: &[u8]) -> &[f16] {
-    assert!(
-        bytes.len().is_multiple_of(2)
-            && (bytes.as_ptr() as usize).is_multiple_of(std::mem::align_of::<f16>())
-    );
-    // SAFETY: length and alignment checked above; f16 is a plain 2-byte value
-    // for which every bit pattern is valid.
-    unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast::<f16>(), bytes.len() / 2) }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,5 +203,35 @@ mod tests {
         write_vectors(&path, &[vec![1.0, 0.0], vec![0.0, 1.0]], 2).unwrap();
         assert!(DenseIndex::open(&path, 3, 2).is_err());
         assert!(write_vectors(&path, &[vec![1.0]], 2).is_err());
+    }
+
+    #[test]
+    fn non_finite_vectors_are_refused_when_written_and_when_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.f16");
+        let err = write_vectors(&path, &[vec![1.0, 0.0], vec![f32::NAN, 1.0]], 2).unwrap_err();
+        assert!(err.to_string().contains("non-finite"), "{err}");
+        assert!(!path.exists(), "nothing half-written");
+        // A file damaged in place with the same size: NaN bits (0x7E00) in passage 1.
+        write_vectors(&path, &[vec![1.0, 0.0], vec![0.0, 1.0]], 2).unwrap();
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[4..6].copy_from_slice(&0x7E00u16.to_le_bytes());
+        std::fs::write(&path, &bytes).unwrap();
+        let err = DenseIndex::open(&path, 2, 2).err().unwrap();
+        assert!(
+            matches!(&err, Error::IndexUnusable { problem: IndexProblem::Damaged(m), .. } if m.contains("passage 1")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_open_index_survives_its_file_being_truncated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.f16");
+        write_vectors(&path, &[vec![1.0, 0.0], vec![0.0, 1.0]], 2).unwrap();
+        let index = DenseIndex::open(&path, 2, 2).unwrap();
+        std::fs::File::create(&path).unwrap().set_len(0).unwrap();
+        let hits = index.top_k(&[0.0, 1.0], 2, &|_| true);
+        assert_eq!(hits[0].ord, 1);
     }
 }

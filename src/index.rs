@@ -32,7 +32,7 @@ use crate::lexical::{LexicalIndex, REPORT_BOOST, SECTION_BOOST};
 use crate::progress::Progress;
 
 /// Version of the on-disk layout; a different version is rebuilt.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// The manifest's file name inside the index folder.
 pub const MANIFEST_FILE: &str = "manifest.json";
@@ -58,6 +58,9 @@ pub struct Manifest {
     pub built_at: u64,
     /// Wall time of the build in seconds.
     pub build_seconds: f64,
+    /// SHA-256 of our own data files (`passages.jsonl`, `vectors.f16`), checked at
+    /// open; tantivy checks its own files.
+    pub checksums: std::collections::BTreeMap<String, String>,
 }
 
 /// The analysis, chunking and ranking settings an index depends on.
@@ -106,6 +109,13 @@ pub fn check(root: &Path, expected: &Expectation) -> std::result::Result<Manifes
     };
     let manifest: Manifest = serde_json::from_str(&text)
         .map_err(|e| IndexProblem::Damaged(format!("{} is corrupt ({e})", path.display())))?;
+    if !is_data_dir_name(&manifest.data_dir) {
+        return Err(IndexProblem::Damaged(format!(
+            "{} names the data folder {:?}, which is not a data-<stamp> folder inside the index",
+            path.display(),
+            manifest.data_dir
+        )));
+    }
     if manifest.format_version != FORMAT_VERSION {
         return Err(IndexProblem::FormatVersion {
             found: manifest.format_version,
@@ -138,6 +148,20 @@ pub fn open(root: &Path, expected: &Expectation) -> Result<StoredIndex> {
     let damaged = |reason: String| Error::unusable(root, IndexProblem::Damaged(reason));
     let manifest = check(root, expected).map_err(|p| Error::unusable(root, p))?;
     let data_dir = root.join(&manifest.data_dir);
+    let found = data_checksums(&data_dir).map_err(|e| damaged(e.to_string()))?;
+    if found != manifest.checksums {
+        let changed: Vec<&str> = manifest
+            .checksums
+            .keys()
+            .chain(found.keys())
+            .filter(|k| manifest.checksums.get(*k) != found.get(*k))
+            .map(String::as_str)
+            .collect();
+        return Err(damaged(format!(
+            "{} changed since the build (checksum mismatch)",
+            changed.join(", ")
+        )));
+    }
     let passages = read_passages(&data_dir.join("passages.jsonl"))
         .map_err(|e| damaged(format!("passages unreadable: {e}")))?;
     if passages.len() != manifest.passages {
@@ -185,6 +209,7 @@ pub fn build(
 ) -> Result<StoredIndex> {
     let started = Instant::now();
     std::fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
+    let _lock = lock_for_build(root)?;
     let stamp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos())
@@ -200,7 +225,6 @@ pub fn build(
             return Err(e);
         }
     };
-    let previous = read_manifest(root).ok();
     let manifest = Manifest {
         format_version: FORMAT_VERSION,
         corpus_fingerprint: corpus_fingerprint.to_string(),
@@ -214,14 +238,10 @@ pub fn build(
             .map(|d| d.as_secs())
             .unwrap_or(0),
         build_seconds: started.elapsed().as_secs_f64(),
+        checksums: data_checksums(&data_dir)?,
     };
     write_manifest(root, &manifest)?;
-    if let Some(old) = previous
-        && old.data_dir != manifest.data_dir
-        && old.data_dir.starts_with("data-")
-    {
-        let _ = std::fs::remove_dir_all(root.join(&old.data_dir));
-    }
+    remove_other_data_dirs(root, &manifest.data_dir);
     let expected = Expectation {
         corpus_fingerprint: corpus_fingerprint.to_string(),
         model_id: manifest.model_id.clone(),
@@ -259,6 +279,77 @@ fn build_data(
     progress.finish();
     write_vectors(&data_dir.join("vectors.f16"), &vectors, encoder.dim())?;
     Ok((Some(encoder.model_id().to_string()), encoder.dim()))
+}
+
+/// Name of the lock file that one build at a time holds in the index folder.
+pub const LOCK_FILE: &str = ".build.lock";
+
+/// Takes the index folder's build lock (released when the returned file is dropped, or
+/// by the system when the process dies), or says that another build holds it.
+fn lock_for_build(root: &Path) -> Result<std::fs::File> {
+    let path = root.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io(&path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::IndexBuild {
+            path: root.to_path_buf(),
+            reason: format!(
+                "another build of this index is running (it holds {}); wait for it to finish",
+                path.display()
+            ),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
+    }
+}
+
+/// True for a data folder name this code writes: `data-` and a hexadecimal stamp, so a
+/// manifest can never point outside the index folder.
+pub fn is_data_dir_name(name: &str) -> bool {
+    name.strip_prefix("data-")
+        .is_some_and(|stamp| !stamp.is_empty() && stamp.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// Removes every data folder of `root` except `keep`: the one replaced by this build and
+/// any left behind by builds that were killed. Called with the build lock held.
+fn remove_other_data_dirs(root: &Path, keep: &str) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name != keep && is_data_dir_name(name) && entry.path().is_dir() {
+            match std::fs::remove_dir_all(entry.path()) {
+                Ok(()) => tracing::info!("removed old index data {}", entry.path().display()),
+                Err(e) => tracing::warn!("could not remove {}: {e}", entry.path().display()),
+            }
+        }
+    }
+}
+
+/// Our data files in a data folder, whose checksums the manifest keeps.
+const CHECKED_FILES: [&str; 2] = ["passages.jsonl", "vectors.f16"];
+
+/// SHA-256 (hex) of each of [`CHECKED_FILES`] present in `data_dir`.
+fn data_checksums(data_dir: &Path) -> Result<std::collections::BTreeMap<String, String>> {
+    use sha2::{Digest, Sha256};
+    let mut sums = std::collections::BTreeMap::new();
+    for name in CHECKED_FILES {
+        let path = data_dir.join(name);
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                sums.insert(name.to_string(), hex::encode(Sha256::digest(&bytes)));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(&path, e)),
+        }
+    }
+    Ok(sums)
 }
 
 /// Reads the manifest without checking it.
@@ -422,5 +513,87 @@ mod tests {
             })
             .count();
         assert_eq!(data_dirs, 1);
+    }
+
+    #[test]
+    fn a_manifest_pointing_outside_the_index_is_refused_and_nothing_outside_is_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("index");
+        let outside = dir.path().join("elsewhere");
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("keep.txt"), "mine").unwrap();
+        build(
+            &root,
+            &passages(),
+            &HashMap::new(),
+            "abc",
+            None,
+            &NoProgress,
+        )
+        .unwrap();
+        let mut manifest = read_manifest(&root).unwrap();
+        manifest.data_dir = format!("{}/../../elsewhere", manifest.data_dir);
+        write_manifest(&root, &manifest).unwrap();
+        let err = open(&root, &expect("abc")).err().unwrap().to_string();
+        assert!(err.contains("not a data-<stamp> folder"), "{err}");
+        // A rebuild replaces the bad manifest and leaves the other folder alone.
+        build(
+            &root,
+            &passages(),
+            &HashMap::new(),
+            "abc",
+            None,
+            &NoProgress,
+        )
+        .unwrap();
+        assert!(outside.join("keep.txt").exists());
+        assert!(open(&root, &expect("abc")).is_ok());
+        for bad in ["data-", "data-xyz", "../data-1", "data-1/..", "tantivy"] {
+            assert!(!is_data_dir_name(bad), "{bad}");
+        }
+        assert!(is_data_dir_name("data-18c0ffee"));
+    }
+
+    #[test]
+    fn a_build_removes_data_folders_left_by_killed_builds() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        build(root, &passages(), &HashMap::new(), "abc", None, &NoProgress).unwrap();
+        // What a build killed before its manifest switch leaves behind.
+        std::fs::create_dir_all(root.join("data-deadbeef/tantivy")).unwrap();
+        build(root, &passages(), &HashMap::new(), "abc", None, &NoProgress).unwrap();
+        let data_dirs: Vec<String> = std::fs::read_dir(root)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("data-"))
+            .collect();
+        assert_eq!(data_dirs, vec![read_manifest(root).unwrap().data_dir]);
+    }
+
+    #[test]
+    fn a_second_build_of_the_same_folder_is_refused_while_one_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let held = lock_for_build(root).unwrap();
+        let err = build(root, &passages(), &HashMap::new(), "abc", None, &NoProgress)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("another build"), "{err}");
+        drop(held);
+        build(root, &passages(), &HashMap::new(), "abc", None, &NoProgress).unwrap();
+    }
+
+    #[test]
+    fn a_data_file_changed_after_the_build_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let built = build(root, &passages(), &HashMap::new(), "abc", None, &NoProgress).unwrap();
+        let path = built.data_dir.join("passages.jsonl");
+        let text = std::fs::read_to_string(&path).unwrap();
+        // Same length, still valid JSON: only the checksum can tell.
+        std::fs::write(&path, text.replace("医疗", "金融")).unwrap();
+        let err = open(root, &expect("abc")).err().unwrap().to_string();
+        assert!(err.contains("passages.jsonl changed"), "{err}");
     }
 }

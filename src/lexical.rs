@@ -123,6 +123,17 @@ impl LexicalIndex {
     /// Opens an index built by [`LexicalIndex::build`].
     pub fn open(dir: &Path) -> Result<Self> {
         let index = Index::open_in_dir(dir)?;
+        // Garbled bytes inside segment files pass tantivy's open and then panic in
+        // searches; every file carries a checksum, so verify them all here (a few
+        // milliseconds for our index) and refuse a damaged index up front.
+        let damaged = index.validate_checksum()?;
+        if !damaged.is_empty() {
+            let mut names: Vec<String> = damaged.iter().map(|p| p.display().to_string()).collect();
+            names.sort();
+            return Err(Error::Lexical(tantivy::TantivyError::InvalidArgument(
+                format!("checksum mismatch in {}", names.join(", ")),
+            )));
+        }
         register(&index);
         let s = index.schema();
         let reader = index
@@ -482,5 +493,34 @@ mod tests {
         assert!(html.contains("<b>金融</b>"), "{html}");
         let shown = html.replace("<b>", "").replace("</b>", "");
         assert!(shown.chars().count() <= SNIPPET_MAX_CHARS + 2, "{html}");
+    }
+
+    #[test]
+    fn garbled_segment_bytes_are_caught_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        LexicalIndex::build(
+            dir.path(),
+            &[
+                passage(0, "a.txt", "大模型在金融行业的应用"),
+                passage(1, "b.txt", "医疗行业"),
+            ],
+            &HashMap::new(),
+            &|_| {},
+        )
+        .unwrap();
+        assert!(LexicalIndex::open(dir.path()).is_ok());
+        // Flip bytes in the middle of the largest segment file, keeping its size.
+        let largest = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e != "json" && e != "lock"))
+            .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+            .unwrap();
+        let mut bytes = std::fs::read(&largest).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0xFF;
+        std::fs::write(&largest, &bytes).unwrap();
+        let err = LexicalIndex::open(dir.path()).err().unwrap().to_string();
+        assert!(err.contains("checksum"), "{err}");
     }
 }
