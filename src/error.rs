@@ -46,6 +46,8 @@ pub enum ErrorCode {
     InvalidParameters,
     /// The request took too long.
     Timeout,
+    /// The server is at capacity; retry after the `Retry-After` seconds.
+    Overloaded,
     /// A fault of the service, not of the request.
     Internal,
 }
@@ -72,6 +74,7 @@ impl ErrorCode {
             ErrorCode::BadRequest => "bad_request",
             ErrorCode::InvalidParameters => "invalid_parameters",
             ErrorCode::Timeout => "timeout",
+            ErrorCode::Overloaded => "overloaded",
             ErrorCode::Internal => "internal",
         }
     }

@@ -336,11 +336,7 @@ fn cmd_serve(paths: &Paths, args: ServeArgs, bars: &dyn Progress) -> Result<()> 
             "answers are extractive (set WENDA_LLM_URL to have a language model write them)"
         ),
     }
-    let state = AppState {
-        engine: Arc::new(engine),
-        documents: Arc::new(documents),
-        llm,
-    };
+    let state = AppState::new(Arc::new(engine), Arc::new(documents), llm);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

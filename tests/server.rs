@@ -473,3 +473,101 @@ fn ask_uses_the_language_model_and_falls_back_to_extractive_answers() {
         assert_eq!(llm.calls(), 1);
     }
 }
+
+#[test]
+fn past_its_capacity_the_server_answers_503_with_retry_after_at_once() {
+    // One request at a time; an answer held up by a slow language model fills it.
+    let llm = FakeLlm::start(Some("慢[1]"), std::time::Duration::from_millis(1500));
+    let server = TestServer::start_with_capacity(engine(), Some(llm.client()), 1);
+    let addr = server.addr;
+    let slow = std::thread::spawn(move || {
+        common::http(
+            addr,
+            "POST",
+            "/api/ask",
+            Some("application/json"),
+            r#"{"question": "百丽时尚有多少家直营门店？"}"#.as_bytes(),
+        )
+    });
+    while llm.calls() == 0 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let started = std::time::Instant::now();
+    let (status, head, body) = common::http_with_head(
+        addr,
+        "GET",
+        "/api/search?q=%E5%A4%A7%E6%A8%A1%E5%9E%8B",
+        None,
+        b"",
+    );
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_millis(1000),
+        "it waited"
+    );
+    assert!(
+        head.to_ascii_lowercase().contains("retry-after: 1"),
+        "{head}"
+    );
+    assert_eq!(json(&body)["code"], "overloaded", "{body}");
+    let (status, body) = slow.join().unwrap();
+    assert_eq!(status, 200, "{body}");
+    // Capacity is back once the answer is done.
+    let (status, body) = server.get("/api/search?q=%E5%A4%A7%E6%A8%A1%E5%9E%8B");
+    assert_eq!(status, 200, "{body}");
+}
+
+#[test]
+fn half_sent_requests_are_cut_off_and_do_not_hold_up_shutdown() {
+    use std::io::{Read, Write};
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let state =
+        wenda::server::AppState::new(engine(), Arc::new(common::corpus().documents()), None);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let options = wenda::server::ServeOptions {
+        header_read_timeout: std::time::Duration::from_millis(500),
+        shutdown_grace: std::time::Duration::from_secs(2),
+    };
+    let server = runtime.spawn(wenda::server::serve_with(
+        listener,
+        state,
+        async {
+            let _ = stop_rx.await;
+        },
+        options,
+    ));
+    // A slowloris client: half a request head, then silence.
+    let mut slow = std::net::TcpStream::connect(addr).unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    slow.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut rest = Vec::new();
+    let _ = slow.read_to_end(&mut rest);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "the half-sent request was held for {:?}",
+        started.elapsed()
+    );
+    // An idle connection does not keep the server from stopping.
+    let _idle = std::net::TcpStream::connect(addr).unwrap();
+    let (status, _) = common::http(addr, "GET", "/healthz", None, b"");
+    assert_eq!(status, 200);
+    let started = std::time::Instant::now();
+    stop_tx.send(()).unwrap();
+    runtime.block_on(server).unwrap().unwrap();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -32,17 +32,49 @@ fn parse_mode(mode: Option<&str>) -> Result<Option<Mode>, ApiError> {
     Ok(mode.map(str::parse::<Mode>).transpose()?)
 }
 
+/// Runs CPU-heavy work on the blocking pool if a work permit is free, else answers 503
+/// at once. The permit travels with the work, so work whose client has gone still
+/// counts until it ends and capacity stays bounded.
 async fn blocking<T: Send + 'static>(
+    state: &AppState,
     f: impl FnOnce() -> crate::Result<T> + Send + 'static,
 ) -> Result<T, ApiError> {
-    match tokio::task::spawn_blocking(f).await {
+    let Ok(permit) = state.work.clone().try_acquire_owned() else {
+        return Err(ApiError::busy());
+    };
+    let task = move || {
+        let result = f();
+        drop(permit);
+        result
+    };
+    match tokio::task::spawn_blocking(task).await {
         Ok(result) => result.map_err(ApiError::from),
-        Err(e) => Err(ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            crate::ErrorCode::Internal,
-            format!("the search task failed: {e}"),
-        )),
+        Err(e) => {
+            // A panic's text is for the log, never for the client (it can name internals).
+            let id = incident_id();
+            tracing::error!(incident = %id, "request task failed: {e}");
+            Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                crate::ErrorCode::Internal,
+                format!("internal error (incident {id}); the server log has the details"),
+            ))
+        }
     }
+}
+
+/// A short id that ties an internal-error reply to its log line.
+fn incident_id() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "{:08x}{:04x}",
+        nanos,
+        COUNTER.fetch_add(1, Ordering::Relaxed) & 0xffff
+    )
 }
 
 async fn run_search(
@@ -58,7 +90,7 @@ async fn run_search(
         source: params.source.filter(|s| !s.is_empty()),
     };
     let engine = state.engine.clone();
-    let response = blocking(move || engine.search(&request)).await?;
+    let response = blocking(&state, move || engine.search(&request)).await?;
     Ok(Json(response))
 }
 
@@ -108,7 +140,10 @@ pub(super) async fn ask(
     };
     let engine = state.engine.clone();
     let llm = state.llm.clone();
-    let answer = blocking(move || answer::ask_with(&engine, &request, llm.as_ref())).await?;
+    let answer = blocking(&state, move || {
+        answer::ask_with(&engine, &request, llm.as_ref())
+    })
+    .await?;
     Ok(Json(answer))
 }
 

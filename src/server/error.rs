@@ -15,6 +15,8 @@ pub struct ApiError {
     status: StatusCode,
     code: ErrorCode,
     message: String,
+    /// Seconds for a `Retry-After` header, when the client should come back later.
+    retry_after: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -30,7 +32,22 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    /// 503 with `Retry-After`: the server is at capacity.
+    pub fn busy() -> Self {
+        let mut e = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Overloaded,
+            format!(
+                "the server is busy with other questions; retry in {} s",
+                super::RETRY_AFTER_SECONDS
+            ),
+        );
+        e.retry_after = Some(super::RETRY_AFTER_SECONDS);
+        e
     }
 }
 
@@ -43,7 +60,13 @@ impl IntoResponse for ApiError {
             error: &self.message,
             code: self.code.as_str(),
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 

@@ -28,9 +28,18 @@ use crate::retrieve::Engine;
 /// (2,000 characters × 3 bytes), so 64 KiB leaves room and stops abuse.
 pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
 
-/// Requests taking longer than this get 408: a search takes milliseconds,
-/// an answer well under a second even on 2 cores.
+/// Requests taking longer than this get 503 (the server is overloaded, not the client
+/// slow): a search takes milliseconds, an answer well under a second even on 2 cores.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Searches and answers admitted at once, per core: each takes 20–40 ms of CPU on the
+/// 2-core machine, so 8 per core bounds a request's wait to a few hundred milliseconds;
+/// past it a request gets 503 with `Retry-After` at once instead of queuing without limit
+/// (64 concurrent asks used to hold 2 GB and all time out).
+pub const WORK_PER_CORE: usize = 8;
+
+/// Seconds a client is told to wait (`Retry-After`) when the server is at capacity.
+pub const RETRY_AFTER_SECONDS: u64 = 1;
 
 /// Everything a handler needs, shared by all requests.
 #[derive(Clone)]
@@ -41,6 +50,32 @@ pub struct AppState {
     pub documents: Arc<Documents>,
     /// Language model that writes answers (`WENDA_LLM_URL`); `None`: extractive answers.
     pub llm: Option<LlmClient>,
+    /// Permits for CPU-heavy work in flight (see [`WORK_PER_CORE`]).
+    work: Arc<tokio::sync::Semaphore>,
+}
+
+impl AppState {
+    /// The state for a server over `engine` and `documents`, admitting
+    /// [`WORK_PER_CORE`] searches or answers per core at once.
+    pub fn new(engine: Arc<Engine>, documents: Arc<Documents>, llm: Option<LlmClient>) -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Self::with_capacity(engine, documents, llm, WORK_PER_CORE * cores)
+    }
+
+    /// The same with an explicit number of requests admitted at once (tests).
+    pub fn with_capacity(
+        engine: Arc<Engine>,
+        documents: Arc<Documents>,
+        llm: Option<LlmClient>,
+        capacity: usize,
+    ) -> Self {
+        AppState {
+            engine,
+            documents,
+            llm,
+            work: Arc::new(tokio::sync::Semaphore::new(capacity.max(1))),
+        }
+    }
 }
 
 const INDEX_HTML: &str = include_str!("page/index.html");
@@ -81,7 +116,7 @@ pub fn router(state: AppState) -> Router {
         })
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
         .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
+            StatusCode::SERVICE_UNAVAILABLE,
             REQUEST_TIMEOUT,
         ))
         .layer(TraceLayer::new_for_http())
@@ -98,16 +133,92 @@ fn static_file(content_type: &'static str, body: &'static str) -> impl IntoRespo
     )
 }
 
-/// Serves the application on `listener` until `shutdown` completes, then
-/// finishes the requests in flight.
+/// A client must send a request's whole head within this time, on a new connection and
+/// between requests on a kept-alive one; otherwise the connection is closed. Real
+/// clients send a head in one packet; half-sent requests (slowloris) and idle
+/// connections used to be held forever.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long shutdown waits for requests in flight before it gives up on them: a little
+/// more than the longest request may take ([`REQUEST_TIMEOUT`]).
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(35);
+
+/// Connection limits of [`serve_with`].
+#[derive(Debug, Clone, Copy)]
+pub struct ServeOptions {
+    /// See [`HEADER_READ_TIMEOUT`].
+    pub header_read_timeout: Duration,
+    /// See [`SHUTDOWN_GRACE`].
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            header_read_timeout: HEADER_READ_TIMEOUT,
+            shutdown_grace: SHUTDOWN_GRACE,
+        }
+    }
+}
+
+/// Serves the application on `listener` until `shutdown` completes, then finishes the
+/// requests in flight, with the default [`ServeOptions`].
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    serve_with(listener, state, shutdown, ServeOptions::default()).await
+}
+
+/// [`serve`] with explicit limits. Written on hyper's connection builder rather than
+/// `axum::serve`, which sets no timer and so no header-read timeout.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    options: ServeOptions,
+) -> std::io::Result<()> {
+    let app = router(state);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a moment, keep serving.
+                    tracing::warn!("accepting a connection failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(options.header_read_timeout);
+        let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(%peer, "connection closed: {e}");
+            }
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(options.shutdown_grace) => {
+            tracing::warn!(
+                "requests still running after {:?}; stopping anyway",
+                options.shutdown_grace
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Completes on Ctrl-C or SIGTERM.

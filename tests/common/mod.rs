@@ -50,11 +50,20 @@ impl TestServer {
     /// A server whose answers are written by `llm`.
     pub fn start_with(engine: Arc<Engine>, llm: Option<LlmClient>) -> TestServer {
         let documents = Arc::new(corpus().documents());
-        let state = AppState {
-            engine,
-            documents,
-            llm,
-        };
+        Self::start_state(AppState::new(engine, documents, llm))
+    }
+
+    /// A server admitting only `capacity` searches or answers at once.
+    pub fn start_with_capacity(
+        engine: Arc<Engine>,
+        llm: Option<LlmClient>,
+        capacity: usize,
+    ) -> TestServer {
+        let documents = Arc::new(corpus().documents());
+        Self::start_state(AppState::with_capacity(engine, documents, llm, capacity))
+    }
+
+    fn start_state(state: AppState) -> TestServer {
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
@@ -114,7 +123,7 @@ impl Drop for TestServer {
     }
 }
 
-/// Minimal HTTP/1.1 client: one request per connection.
+/// Minimal HTTP/1.1 client: one request per connection; status and body.
 pub fn http(
     addr: std::net::SocketAddr,
     method: &str,
@@ -122,6 +131,18 @@ pub fn http(
     content_type: Option<&str>,
     body: &[u8],
 ) -> (u16, String) {
+    let (status, _, body) = http_with_head(addr, method, path, content_type, body);
+    (status, body)
+}
+
+/// The same, also returning the response head (status line and headers).
+pub fn http_with_head(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> (u16, String, String) {
     let mut stream = TcpStream::connect(addr).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(60)))
@@ -151,7 +172,7 @@ pub fn http(
         payload = dechunk(&payload);
     }
     let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    (status, String::from_utf8_lossy(&payload).into_owned())
+    (status, head, String::from_utf8_lossy(&payload).into_owned())
 }
 
 fn dechunk(mut data: &[u8]) -> Vec<u8> {
