@@ -571,3 +571,27 @@ fn half_sent_requests_are_cut_off_and_do_not_hold_up_shutdown() {
         started.elapsed()
     );
 }
+
+#[test]
+fn invalid_utf8_in_a_query_string_and_huge_offsets_are_refused() {
+    let server = TestServer::start(engine());
+    let (status, body) = server.get("/api/search?q=AI%FF&mode=bm25");
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(json(&body)["code"], "invalid_parameters", "{body}");
+    assert!(
+        json(&body)["error"].as_str().unwrap().contains("UTF-8"),
+        "{body}"
+    );
+    let (status, _) = server.get("/api/search?q=AI%E5%A4%A7&mode=bm25");
+    assert_eq!(status, 200);
+    let source = engine().passages()[0].citation.source.clone();
+    for query in [
+        "start=18446744073709551615",
+        "start=18446744073709551614&end=18446744073709551615",
+        "start=0&end=18446744073709551615",
+    ] {
+        let (status, body) = server.get(&format!("/api/documents/{source}?{query}"));
+        assert_eq!(status, 400, "{query}: {body}");
+        assert_eq!(json(&body)["code"], "bad_span", "{body}");
+    }
+}

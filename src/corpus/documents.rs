@@ -69,7 +69,7 @@ impl Documents {
             ))
         })?;
         let chars = &self.texts[&report.file];
-        let end = end.unwrap_or_else(|| (start + SPAN_CONTEXT_CHARS).min(chars.len()));
+        let end = end.unwrap_or_else(|| start.saturating_add(SPAN_CONTEXT_CHARS).min(chars.len()));
         if start > end || end > chars.len() {
             return Err(Error::invalid(
                 ErrorCode::BadSpan,
@@ -89,7 +89,7 @@ impl Documents {
         }
         let line_of = |pos: usize| 1 + chars[..pos].iter().filter(|c| **c == '\n').count();
         let from = start.saturating_sub(SPAN_CONTEXT_CHARS);
-        let to = (end + SPAN_CONTEXT_CHARS).min(chars.len());
+        let to = end.saturating_add(SPAN_CONTEXT_CHARS).min(chars.len());
         Ok(DocumentSpan {
             source: report.file.clone(),
             title: report.title.clone(),
@@ -141,6 +141,13 @@ mod tests {
             );
         }
         assert!(docs.span("a.txt", 5, Some(3)).is_err());
+        // Offsets at the top of the range are refused, not overflowed.
+        assert!(docs.span("a.txt", usize::MAX, None).is_err());
+        assert!(docs.span("a.txt", 0, Some(usize::MAX)).is_err());
+        assert!(
+            docs.span("a.txt", usize::MAX - 1, Some(usize::MAX))
+                .is_err()
+        );
         assert!(docs.span("a.txt", 0, Some(999)).is_err());
     }
 }

@@ -327,7 +327,12 @@ pub fn ensure_model(
     // a. A user-given folder.
     if let Some(src) = &opts.model_dir {
         let given = ModelFiles::in_dir(src);
-        given.validate()?;
+        given.validate().map_err(|e| match e {
+            EmbedError::InvalidModelFolder { dir, reason } => {
+                EmbedError::GivenModelFolder { dir, reason }
+            }
+            other => other,
+        })?;
         if std::fs::canonicalize(src).ok() == std::fs::canonicalize(&dest).ok() {
             return Ok(given);
         }

@@ -48,10 +48,22 @@ pub enum EmbedError {
 
     /// A model folder is missing a file or holds a file that is unusable.
     #[error(
-        "model folder {} is not usable: {reason}. Delete the folder (it will be rebuilt) or point --model-dir / WENDA_MODEL_DIR at a folder with config.json, tokenizer.json and model.safetensors",
+        "model folder {} is not usable: {reason}. Delete the folder so that the model is fetched into it again, or point --model-dir / WENDA_MODEL_DIR at a folder with config.json, tokenizer.json and model.safetensors",
         dir.display()
     )]
     InvalidModelFolder {
+        /// The folder concerned.
+        dir: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// The folder the user named with `--model-dir` is not a usable model folder.
+    #[error(
+        "the model folder given with --model-dir / WENDA_MODEL_DIR, {}, is not usable: {reason}. Point it at a folder with config.json, tokenizer.json and model.safetensors of the model, or leave it unset to fetch the model",
+        dir.display()
+    )]
+    GivenModelFolder {
         /// The folder concerned.
         dir: PathBuf,
         /// What is wrong with it.

@@ -4,7 +4,7 @@
 
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
@@ -94,11 +94,47 @@ async fn run_search(
     Ok(Json(response))
 }
 
+/// Refuses a query string whose percent-decoded bytes are not UTF-8: serde would
+/// silently turn them into U+FFFD, while a JSON body with invalid UTF-8 is refused, and
+/// one rule for both is easier to rely on.
+fn check_utf8_query(raw: Option<&str>) -> Result<(), ApiError> {
+    let Some(raw) = raw else { return Ok(()) };
+    let bytes = raw.as_bytes();
+    let hex = |b: u8| (b as char).to_digit(16);
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
+        {
+            decoded.push((h * 16 + l) as u8);
+            i += 3;
+            continue;
+        }
+        decoded.push(bytes[i]);
+        i += 1;
+    }
+    match std::str::from_utf8(&decoded) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            crate::ErrorCode::InvalidParameters,
+            format!(
+                "the query string is not valid UTF-8 once percent-decoded (byte {}); encode the text as UTF-8",
+                e.valid_up_to()
+            ),
+        )),
+    }
+}
+
 /// `GET /api/search?q=…&k=…&mode=…&source=…`
 pub(super) async fn search_get(
     State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
     params: Result<Query<SearchParams>, QueryRejection>,
 ) -> Result<Json<SearchResponse>, ApiError> {
+    check_utf8_query(raw.as_deref())?;
     let Query(params) = params?;
     run_search(state, params).await
 }
