@@ -174,6 +174,14 @@ struct EvalArgs {
     /// Also write the TREC qrels of the set.
     #[arg(long, value_name = "FILE")]
     trec_qrels: Option<PathBuf>,
+    /// Measure answers instead of retrieval: each question of --set through the same code
+    /// as POST /api/ask, scored against its gold answer and evidence.
+    #[arg(long, requires = "set", conflicts_with_all = ["beir", "trec_run", "trec_qrels"])]
+    answers: bool,
+    /// With --answers: questions the reports cannot answer (one {"question": …} a line),
+    /// to measure how often they are refused.
+    #[arg(long, value_name = "FILE", requires = "answers")]
+    negatives: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -474,8 +482,36 @@ fn trec_path(base: &std::path::Path, mode: &str, several: bool) -> PathBuf {
     base.with_file_name(name)
 }
 
+fn cmd_eval_answers(paths: &Paths, args: &EvalArgs, bars: &dyn Progress) -> Result<()> {
+    use wenda::eval::{self, answers};
+    let set_path = args.set.as_ref().context("give --set FILE")?;
+    let questions = eval::load_questions(set_path)?;
+    let negatives = match &args.negatives {
+        Some(path) => answers::load_negatives(path)?,
+        None => Vec::new(),
+    };
+    let (_, engine) = engine(paths, RebuildPolicy::IfNeeded, true, bars)?;
+    let name = set_path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let report = answers::evaluate_answers(&engine, &name, &questions, &negatives, bars)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.to_table());
+        if args.verbose {
+            print!("{}", report.render_misses());
+        }
+    }
+    Ok(())
+}
+
 fn cmd_eval(paths: &Paths, args: EvalArgs, bars: &dyn Progress) -> Result<()> {
     use wenda::eval::{self, run};
+    if args.answers {
+        return cmd_eval_answers(paths, &args, bars);
+    }
     let fusions = args.fusion;
     let (evaluation, qrels) = if let Some(dir) = &args.beir {
         let set = eval::BeirSet::load(dir)?;

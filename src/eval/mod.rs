@@ -6,6 +6,7 @@
 //! id through qrels) are judged into the same [`QueryOutcome`], so one aggregator
 //! ([`Metrics::mean_of`]) and one [`Report`] serve both.
 
+pub mod answers;
 pub mod beir;
 pub mod dataset;
 pub mod metrics;
