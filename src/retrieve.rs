@@ -222,6 +222,8 @@ pub struct Ranking {
     pub passages: Vec<RankedPassage>,
     /// Time per stage so far (snippets not yet made).
     pub timings: StageTimings,
+    /// Dense scores' summary, when dense retrieval ran.
+    pub dense_stats: Option<DenseStats>,
     /// Milliseconds the ranking took.
     pub took_ms: f64,
 }
@@ -247,6 +249,21 @@ pub struct Hit {
     /// What dense retrieval said, when it found this passage.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dense: Option<RankedScore>,
+}
+
+/// Dense ranks past which scores count as the query's background similarity: with
+/// multilingual-e5-small every Chinese query scores 0.8–0.9 against any passage, so how
+/// far the best passage stands out from ranks 11–50 says more than its raw score.
+pub const DENSE_BACKGROUND_RANKS: std::ops::Range<usize> = 10..50;
+
+/// What dense retrieval saw for a query, beyond the passages kept: the best cosine and
+/// the mean cosine at [`DENSE_BACKGROUND_RANKS`] (the answer gate uses both).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DenseStats {
+    /// Cosine of the best passage.
+    pub top: f32,
+    /// Mean cosine at ranks 11–50 (or as many as there are past 10).
+    pub background: f32,
 }
 
 /// Milliseconds spent in each stage of one search.
@@ -516,6 +533,7 @@ impl Engine {
             timings.bm25_ms = ms(t);
         }
         let mut dense = Vec::new();
+        let mut dense_stats = None;
         if mode != Mode::Bm25 {
             let (Some(encoder), Some(vectors)) = (&self.encoder, &self.index.dense) else {
                 return Err(Error::invalid(
@@ -533,10 +551,12 @@ impl Engine {
             let keep =
                 |ord: u32| source.is_none_or(|s| passages[ord as usize].citation.source == s);
             dense = vectors
-                .top_k(&qv, depth, &keep)
+                .top_k(&qv, depth.max(DENSE_BACKGROUND_RANKS.end), &keep)
                 .into_iter()
                 .map(|h| (h.ord, h.score))
                 .collect();
+            dense_stats = dense_stats_of(&dense);
+            dense.truncate(depth);
             timings.dense_ms = ms(t);
         }
 
@@ -565,6 +585,7 @@ impl Engine {
             mode,
             passages,
             timings,
+            dense_stats,
             took_ms: ms(started),
         })
     }
@@ -606,6 +627,17 @@ impl Engine {
 
 fn ms(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1000.0
+}
+
+/// The best score and the background mean of a dense ranking (best first).
+fn dense_stats_of(ranking: &[(u32, f32)]) -> Option<DenseStats> {
+    let top = ranking.first()?.1;
+    let start = DENSE_BACKGROUND_RANKS
+        .start
+        .min(ranking.len().saturating_sub(1));
+    let tail = &ranking[start..ranking.len().min(DENSE_BACKGROUND_RANKS.end)];
+    let background = tail.iter().map(|x| x.1).sum::<f32>() / tail.len().max(1) as f32;
+    Some(DenseStats { top, background })
 }
 
 fn explain(ranking: &[(u32, f32)]) -> HashMap<u32, RankedScore> {

@@ -468,6 +468,32 @@ async fn scenario(client: &Client, base: &str, report_text: &str) -> Outcome {
     .await?;
     ensure!(typed == QUESTION, "?q= did not fill #question: {typed}");
 
+    // A question the reports cannot answer: refused, with the closest passages offered.
+    client
+        .goto(&format!(
+            "{base}/?q={}",
+            percent_encode("足球世界杯冠军是哪支球队？")
+        ))
+        .await
+        .map_err(err("open the page with an unanswerable ?q="))?;
+    let refused = r#"
+        const label = document.querySelector('#sources-label');
+        const box = document.querySelector('#answer');
+        return {
+            refused: !!box && box.classList.contains('not-found'),
+            label: label && !label.hidden ? label.textContent : null,
+            cards: document.querySelectorAll('#sources > *').length,
+        };
+    "#;
+    let state = wait_for(client, "the refusal with suggestions", refused, |s| {
+        Ok(s["refused"] == true && s["cards"].as_u64().unwrap_or(0) > 0)
+    })
+    .await?;
+    ensure!(
+        state["label"] == "可能相关的段落",
+        "suggestions are not labelled as possibly related: {state}"
+    );
+
     Ok(())
 }
 

@@ -76,6 +76,8 @@ fn ask_answers_with_markers_and_sources_or_says_it_found_nothing() {
     assert_eq!(status, 200, "{body}");
     let v = json(&body);
     assert_eq!(v["found"], true);
+    assert!(v["confidence"].as_f64().unwrap() >= 0.5, "{body}");
+    assert!(v["suggestions"].as_array().unwrap().is_empty(), "{body}");
     let answer = v["answer"].as_str().unwrap();
     assert!(answer.contains("9000"), "{answer}");
     assert!(answer.contains("[1]"), "{answer}");
@@ -102,6 +104,14 @@ fn ask_answers_with_markers_and_sources_or_says_it_found_nothing() {
     let v = json(&body);
     assert_eq!(v["found"], false, "{body}");
     assert!(v["sources"].as_array().unwrap().is_empty());
+    // A refusal still offers the closest passages, with citations to open.
+    assert!(v["confidence"].as_f64().unwrap() < 0.5, "{body}");
+    let suggestions = v["suggestions"].as_array().unwrap();
+    assert!(!suggestions.is_empty() && suggestions.len() <= 3, "{body}");
+    assert!(
+        suggestions[0]["citation"]["source"].as_str().is_some(),
+        "{body}"
+    );
 }
 
 #[test]

@@ -42,6 +42,9 @@ pub struct BenchReport {
     index_build_seconds: f64,
     index_passages: usize,
     search: Vec<SearchLatency>,
+    /// `POST /api/ask`'s work (hybrid retrieval plus the extractive answer), same questions.
+    ask_p50_ms: f64,
+    ask_p95_ms: f64,
 }
 
 /// Latency of one search mode over the benchmark questions.
@@ -151,6 +154,21 @@ pub fn run(
             p95_ms: percentile(&ms, 0.95),
         });
     }
+    let mut ask_ms = Vec::new();
+    for _ in 0..SEARCH_ROUNDS {
+        for q in DEFAULT_QUESTIONS {
+            let request = wenda::answer::AskRequest {
+                question: q.to_string(),
+                k: wenda::answer::DEFAULT_ANSWER_PASSAGES,
+                source: None,
+                mode: None,
+            };
+            let t = Instant::now();
+            wenda::answer::ask(&engine, &request)?;
+            ask_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    ask_ms.sort_by(f64::total_cmp);
     Ok(BenchReport {
         passages: texts.len(),
         tokens,
@@ -162,6 +180,8 @@ pub fn run(
         index_build_seconds,
         index_passages: fresh.passages().len(),
         search,
+        ask_p50_ms: percentile(&ask_ms, 0.5),
+        ask_p95_ms: percentile(&ask_ms, 0.95),
     })
 }
 
@@ -192,4 +212,14 @@ pub fn print(report: &BenchReport) {
             s.searches
         );
     }
+    let hybrid = report.search.iter().find(|s| s.mode == Mode::Hybrid);
+    println!(
+        "ask (hybrid + answer): p50 {:.2} ms, p95 {:.2} ms{}",
+        report.ask_p50_ms,
+        report.ask_p95_ms,
+        hybrid.map_or(String::new(), |h| format!(
+            " ({:.2} × hybrid search p50)",
+            report.ask_p50_ms / h.p50_ms
+        ))
+    );
 }

@@ -263,13 +263,19 @@
     if (typeof data.took_ms === "number") meta.push(`用时 ${data.took_ms.toFixed(1)} 毫秒`);
     if (data.mode) meta.push(MODE_LABELS[data.mode] || data.mode);
     if (data.generated_by) meta.push(data.generated_by === "extractive" ? "抽取式回答" : "由语言模型根据来源撰写");
+    if (typeof data.confidence === "number") meta.push(`置信度 ${Math.round(data.confidence * 100)}%`);
     if (data.found !== false) meta.push(`${currentSources.length} 个来源`);
     else meta.push("可以换个说法，或在“报告”中选择全部报告再试。");
     metaBox.textContent = meta.join(" · ");
 
-    sourcesList.replaceChildren(...currentSources.map(renderSource));
-    sourcesLabel.hidden = currentSources.length === 0;
-    sourcesList.hidden = currentSources.length === 0;
+    // A refusal still shows the closest passages, labelled as possibly related.
+    const suggestions = data.found === false && Array.isArray(data.suggestions) ? data.suggestions : [];
+    const shown = currentSources.length > 0 ? currentSources : suggestions;
+    if (suggestions.length > 0 && currentSources.length === 0) currentSources = suggestions;
+    sourcesLabel.textContent = data.found === false ? "可能相关的段落" : "来源段落";
+    sourcesList.replaceChildren(...shown.map(renderSource));
+    sourcesLabel.hidden = shown.length === 0;
+    sourcesList.hidden = shown.length === 0;
     result.hidden = false;
   }
 
