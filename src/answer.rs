@@ -113,6 +113,12 @@ pub fn asks_for_a_number(question: &str) -> bool {
     NUMBER_CUES.iter().any(|cue| q.contains(cue))
 }
 
+/// A sentence's word overlap with the question is divided by `1 + RANK_DISCOUNT × rank`
+/// of its passage (0-based), so that better-ranked passages win close calls. On dev,
+/// 0.15 / 0.2 / 0.3 / 0.4 / 0.5 gave gold bigram recall 0.645 / 0.641 / 0.690 / 0.689 /
+/// 0.694 and cited evidence 0.800 / 0.800 / 0.850 / 0.850 / 0.850: 0.3 opens the plateau.
+pub const RANK_DISCOUNT: f32 = 0.3;
+
 /// Passages offered as suggestions when a question is refused.
 pub const SUGGESTIONS: usize = 3;
 
@@ -560,7 +566,8 @@ fn compose(
         for (position, sentence) in sentences(&hit.text).into_iter().enumerate() {
             // Word overlap with the question, discounted by the passage's rank
             // so that the best passage's sentences win ties.
-            let mut score = coverage(&sentence, terms, analyzer) / (1.0 + 0.15 * hit_index as f32);
+            let mut score =
+                coverage(&sentence, terms, analyzer) / (1.0 + RANK_DISCOUNT * hit_index as f32);
             if wants_number && sentence.chars().any(|c| c.is_ascii_digit()) {
                 score *= NUMBER_BONUS;
             }
@@ -598,12 +605,21 @@ fn compose(
         chosen.push(c);
     }
     if chosen.is_empty() {
-        // Found by meaning alone (e.g. an English question): lead with the top passage.
-        if let Some(first) = sentences(&hits[0].text).into_iter().next() {
+        // Found by meaning alone (e.g. an English question): the top passage's opening
+        // sentences, within the same length budget.
+        let mut length = 0;
+        for (position, text) in sentences(&hits[0].text).into_iter().enumerate() {
+            let shown = shorten(&text, terms, analyzer).chars().count();
+            if chosen.len() == MAX_ANSWER_SENTENCES
+                || (!chosen.is_empty() && length + shown > MAX_ANSWER_CHARS)
+            {
+                break;
+            }
+            length += shown;
             chosen.push(Candidate {
                 hit_index: 0,
-                position: 0,
-                text: first,
+                position,
+                text,
                 score: 0.0,
             });
         }
