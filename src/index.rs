@@ -408,6 +408,11 @@ mod tests {
     use crate::corpus::Citation;
     use crate::progress::NoProgress;
 
+    /// A BM25-only build of [`passages`] for the corpus fingerprint "abc".
+    fn build_plain(root: &Path) -> Result<StoredIndex> {
+        build(root, &passages(), &HashMap::new(), "abc", None, &NoProgress)
+    }
+
     fn passages() -> Vec<Passage> {
         ["大模型在医疗行业的应用", "金融行业的智能客服"]
             .iter()
@@ -445,7 +450,7 @@ mod tests {
             "{err}"
         );
 
-        build(root, &passages(), &HashMap::new(), "abc", None, &NoProgress).unwrap();
+        build_plain(root).unwrap();
         assert_eq!(open(root, &expect("abc")).unwrap().passages.len(), 2);
         let stale = open(root, &expect("xyz")).err().unwrap().to_string();
         assert!(stale.contains("stale"), "{stale}");
@@ -488,7 +493,7 @@ mod tests {
         }
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
-        build(root, &passages(), &HashMap::new(), "abc", None, &NoProgress).unwrap();
+        build_plain(root).unwrap();
         assert!(
             build(
                 root,
@@ -522,30 +527,14 @@ mod tests {
         let outside = dir.path().join("elsewhere");
         std::fs::create_dir_all(&outside).unwrap();
         std::fs::write(outside.join("keep.txt"), "mine").unwrap();
-        build(
-            &root,
-            &passages(),
-            &HashMap::new(),
-            "abc",
-            None,
-            &NoProgress,
-        )
-        .unwrap();
+        build_plain(&root).unwrap();
         let mut manifest = read_manifest(&root).unwrap();
         manifest.data_dir = format!("{}/../../elsewhere", manifest.data_dir);
         write_manifest(&root, &manifest).unwrap();
         let err = open(&root, &expect("abc")).err().unwrap().to_string();
         assert!(err.contains("not a data-<stamp> folder"), "{err}");
         // A rebuild replaces the bad manifest and leaves the other folder alone.
-        build(
-            &root,
-            &passages(),
-            &HashMap::new(),
-            "abc",
-            None,
-            &NoProgress,
-        )
-        .unwrap();
+        build_plain(&root).unwrap();
         assert!(outside.join("keep.txt").exists());
         assert!(open(&root, &expect("abc")).is_ok());
         for bad in ["data-", "data-xyz", "../data-1", "data-1/..", "tantivy"] {
@@ -558,10 +547,10 @@ mod tests {
     fn a_build_removes_data_folders_left_by_killed_builds() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
-        build(root, &passages(), &HashMap::new(), "abc", None, &NoProgress).unwrap();
+        build_plain(root).unwrap();
         // What a build killed before its manifest switch leaves behind.
         std::fs::create_dir_all(root.join("data-deadbeef/tantivy")).unwrap();
-        build(root, &passages(), &HashMap::new(), "abc", None, &NoProgress).unwrap();
+        build_plain(root).unwrap();
         let data_dirs: Vec<String> = std::fs::read_dir(root)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -575,20 +564,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         let held = lock_for_build(root).unwrap();
-        let err = build(root, &passages(), &HashMap::new(), "abc", None, &NoProgress)
-            .err()
-            .unwrap()
-            .to_string();
+        let err = build_plain(root).err().unwrap().to_string();
         assert!(err.contains("another build"), "{err}");
         drop(held);
-        build(root, &passages(), &HashMap::new(), "abc", None, &NoProgress).unwrap();
+        build_plain(root).unwrap();
     }
 
     #[test]
     fn a_data_file_changed_after_the_build_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
-        let built = build(root, &passages(), &HashMap::new(), "abc", None, &NoProgress).unwrap();
+        let built = build_plain(root).unwrap();
         let path = built.data_dir.join("passages.jsonl");
         let text = std::fs::read_to_string(&path).unwrap();
         // Same length, still valid JSON: only the checksum can tell.
