@@ -13,7 +13,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::Analyzer;
-use crate::corpus::{Citation, is_han, split_sentences};
+use crate::corpus::{Citation, clean_for_reading, is_han, split_sentences};
 use crate::error::Result;
 use crate::generate::{LlmClient, renumber_citations};
 use crate::retrieve::{DenseStats, Engine, Hit, Mode, SearchRequest};
@@ -398,59 +398,6 @@ pub fn sentences(text: &str) -> Vec<String> {
         })
         .filter(|s| s.chars().count() >= MIN_SENTENCE_CHARS && is_prose(s))
         .collect()
-}
-
-/// Text for people: markdown emphasis and heading marks, HTML tags (also cut ones at the
-/// edges) and backslash escapes left by the PDF-to-text conversion removed, spaces
-/// collapsed. Only what is shown changes; citations keep their exact spans.
-pub fn clean_for_reading(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    // A tag cut at the start of the text ("i>…", "/li>…").
-    if let Some(end) = rest.find('>')
-        && end < 6
-        && rest[..end]
-            .chars()
-            .all(|c| c.is_ascii_alphabetic() || c == '/')
-    {
-        rest = &rest[end + 1..];
-    }
-    while let Some(open) = rest.find('<') {
-        out.push_str(&rest[..open]);
-        let after = &rest[open..];
-        match after.find('>') {
-            Some(close)
-                if after[1..close]
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | ' ' | '=' | '"')) =>
-            {
-                out.push(' ');
-                rest = &after[close + 1..];
-            }
-            _ => {
-                out.push('<');
-                rest = &after[1..];
-            }
-        }
-    }
-    out.push_str(rest);
-    let out = out
-        .replace("**", "")
-        .replace("\\_", "_")
-        .replace("\\*", "*");
-    let out = out.trim_start_matches(['#', ' ']);
-    let mut collapsed = String::with_capacity(out.len());
-    for word in out.split_whitespace() {
-        let word = word.trim_start_matches('#');
-        if word.is_empty() {
-            continue;
-        }
-        if !collapsed.is_empty() {
-            collapsed.push(' ');
-        }
-        collapsed.push_str(word);
-    }
-    collapsed
 }
 
 /// Whether a cleaned sentence reads as prose rather than a table row, a run of headings

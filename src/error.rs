@@ -42,6 +42,8 @@ pub enum ErrorCode {
     BodyTooLarge,
     /// Some other malformed request.
     BadRequest,
+    /// The route exists but not with that HTTP method.
+    MethodNotAllowed,
     /// The query string does not parse.
     InvalidParameters,
     /// The request took too long.
@@ -72,6 +74,7 @@ impl ErrorCode {
             ErrorCode::InvalidBody => "invalid_body",
             ErrorCode::BodyTooLarge => "body_too_large",
             ErrorCode::BadRequest => "bad_request",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::InvalidParameters => "invalid_parameters",
             ErrorCode::Timeout => "timeout",
             ErrorCode::Overloaded => "overloaded",

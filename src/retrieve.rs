@@ -11,7 +11,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::Analyzer;
-use crate::corpus::{Citation, Corpus, Passage};
+use crate::corpus::{Citation, Corpus, Passage, clean_for_reading};
 use crate::embed::Encoder;
 use crate::error::{Error, ErrorCode, Result};
 use crate::index::{self, Expectation, StoredIndex};
@@ -601,13 +601,15 @@ impl Engine {
             .enumerate()
             .map(|(i, r)| {
                 let p = &self.index.passages[r.ord as usize];
+                let mut citation = p.citation.clone();
+                citation.section = clean_for_reading(&citation.section);
                 Hit {
                     rank: i + 1,
                     id: p.id.clone(),
                     score: r.score,
                     text: p.text.clone(),
-                    snippet: snippets.html(&p.text),
-                    citation: p.citation.clone(),
+                    snippet: snippets.html(&clean_for_reading(&p.text)),
+                    citation,
                     bm25: r.bm25,
                     dense: r.dense,
                 }

@@ -349,6 +349,22 @@ fn every_bad_input_gets_a_4xx_json_error() {
             404,
             "not_found",
         ),
+        (
+            "DELETE",
+            "/api/search",
+            None,
+            String::new(),
+            405,
+            "method_not_allowed",
+        ),
+        (
+            "GET",
+            "/api/documents/%FF.txt",
+            None,
+            String::new(),
+            400,
+            "invalid_parameters",
+        ),
     ];
     for (method, path, ct, body, status, code) in cases {
         let (got, reply) = server.request(method, path, ct, body.as_bytes());
@@ -356,6 +372,11 @@ fn every_bad_input_gets_a_4xx_json_error() {
         let v = json(&reply);
         assert_eq!(v["code"], code, "{method} {path}: {reply}");
         assert!(v["error"].as_str().is_some_and(|e| e.len() > 10), "{reply}");
+        // Messages speak of fields and JSON, not of Rust types.
+        let message = v["error"].as_str().unwrap();
+        for rust in ["struct ", "usize", "SearchParams", "AskParams"] {
+            assert!(!message.contains(rust), "{method} {path}: {message}");
+        }
     }
     // A body over the limit is refused before it is read as JSON.
     let huge = format!(r#"{{"query": "{}"}}"#, "a".repeat(200_000));

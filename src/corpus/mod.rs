@@ -3,6 +3,7 @@
 
 mod catalog;
 mod chunk;
+mod clean;
 mod documents;
 
 use std::collections::HashMap;
@@ -17,6 +18,7 @@ pub use chunk::{
     Chunk, OVERLAP_MAX_CHARS, PASSAGE_MAX_CHARS, PASSAGE_TARGET_CHARS, chunk_text, is_han,
     split_sentences,
 };
+pub use clean::clean_for_reading;
 pub use documents::{DocumentSpan, Documents, MAX_SPAN_CHARS, SPAN_CONTEXT_CHARS};
 
 use crate::error::{Error, Result};

@@ -3,7 +3,7 @@
 //! accepting requests.
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
@@ -225,9 +225,19 @@ pub(super) struct SpanParams {
 /// `GET /api/documents/{source}?start=&end=`: the cited span with context.
 pub(super) async fn document_span(
     State(state): State<AppState>,
-    Path(source): Path<String>,
+    source: Result<Path<String>, PathRejection>,
     params: Result<Query<SpanParams>, QueryRejection>,
 ) -> Result<Json<DocumentSpan>, ApiError> {
+    let Path(source) = source.map_err(|r| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            crate::ErrorCode::InvalidParameters,
+            format!(
+                "the report name in the path is not usable: {}",
+                r.body_text()
+            ),
+        )
+    })?;
     let Query(params) = params?;
     let span = state
         .documents

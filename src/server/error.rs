@@ -109,7 +109,7 @@ impl From<JsonRejection> for ApiError {
                 ErrorCode::InvalidBody,
                 format!(
                     "the JSON does not have the expected fields: {}",
-                    e.body_text()
+                    in_words(&e.body_text())
                 ),
             ),
             JsonRejection::BytesRejection(e) => ApiError::new(
@@ -126,12 +126,32 @@ impl From<JsonRejection> for ApiError {
     }
 }
 
+/// A deserialization message without Rust's vocabulary: serde names the target type
+/// ("expected struct SearchParams", "expected usize"), which means nothing to a client.
+fn in_words(message: &str) -> String {
+    let message = message
+        .trim_start_matches("Failed to deserialize the JSON body into the target type: ")
+        .trim_start_matches("Failed to deserialize query string: ");
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(i) = rest.find("expected struct ") {
+        out.push_str(&rest[..i]);
+        out.push_str("expected a JSON object with the documented fields");
+        rest = &rest[i + "expected struct ".len()..];
+        rest = rest.trim_start_matches(|c: char| c.is_alphanumeric() || c == '_');
+    }
+    out.push_str(rest);
+    out.replace("expected usize", "expected a whole number ≥ 0")
+        .replace("expected u32", "expected a whole number ≥ 0")
+        .replace("expected a string", "expected text")
+}
+
 impl From<QueryRejection> for ApiError {
     fn from(r: QueryRejection) -> Self {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             ErrorCode::InvalidParameters,
-            format!("bad query parameters: {}", r.body_text()),
+            format!("bad query parameters: {}", in_words(&r.body_text())),
         )
     }
 }

@@ -114,6 +114,13 @@ pub fn router(state: AppState) -> Router {
                 "no such route; see /api/openapi.json",
             )
         })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                crate::ErrorCode::MethodNotAllowed,
+                "this route does not take that method; see /api/openapi.json",
+            )
+        })
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
