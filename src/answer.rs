@@ -226,7 +226,8 @@ pub fn ask_with(engine: &Engine, request: &AskRequest, llm: Option<&LlmClient>) 
         .collect();
     let best_coverage = coverages.iter().copied().fold(0.0, f32::max);
     let confidence = confidence(dense_stats, best_coverage, in_chinese(&request.question));
-    if confidence < 0.5 || response.results.is_empty() {
+    // `!(x >= 0.5)` also refuses a NaN confidence (a damaged query vector).
+    if !(confidence >= 0.5) || response.results.is_empty() {
         return Ok(Answer {
             question: request.question.clone(),
             found: false,
@@ -344,9 +345,10 @@ fn coverage(text: &str, terms: &[(String, f32)], analyzer: &Analyzer) -> f32 {
         / total
 }
 
-/// Whether a question is written in the reports' language: at least half of its letters
-/// are Han characters. An English question that names a Chinese product in brackets
-/// ("OrionStar (猎户星空)") is still English.
+/// Whether a question is written in the reports' language: it has Han characters, and
+/// they, weighted by [`CHINESE_LETTER_WEIGHT`], are at least as many as its Latin letters.
+/// An English question that names a Chinese product in brackets ("OrionStar (猎户星空)")
+/// is still English.
 pub fn in_chinese(question: &str) -> bool {
     let han = question.chars().filter(|c| is_han(*c)).count();
     let latin = question.chars().filter(|c| c.is_ascii_alphabetic()).count();
@@ -354,8 +356,8 @@ pub fn in_chinese(question: &str) -> bool {
 }
 
 /// A Han character carries about as much as a short English word of four letters; a
-/// question counts as Chinese when its Han characters, so weighted, outnumber its Latin
-/// letters ([`in_chinese`]).
+/// question counts as Chinese when its Han characters, so weighted, are at least as many
+/// as its Latin letters ([`in_chinese`]).
 pub const CHINESE_LETTER_WEIGHT: usize = 4;
 
 /// How sure we are that the reports answer the question, from what retrieval saw: the

@@ -59,7 +59,9 @@ pub struct Manifest {
     /// Wall time of the build in seconds.
     pub build_seconds: f64,
     /// SHA-256 of our own data files (`passages.jsonl`, `vectors.f16`), checked at
-    /// open; tantivy checks its own files.
+    /// open; tantivy checks its own files. Absent in layout-1 manifests, which then fail
+    /// the format-version check with that message rather than as "corrupt".
+    #[serde(default)]
     pub checksums: std::collections::BTreeMap<String, String>,
 }
 
@@ -156,6 +158,8 @@ pub fn open(root: &Path, expected: &Expectation) -> Result<StoredIndex> {
             .chain(found.keys())
             .filter(|k| manifest.checksums.get(*k) != found.get(*k))
             .map(String::as_str)
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
             .collect();
         return Err(damaged(format!(
             "{} changed since the build (checksum mismatch)",

@@ -262,7 +262,7 @@ pub const DENSE_BACKGROUND_RANKS: std::ops::Range<usize> = 10..50;
 pub struct DenseStats {
     /// Cosine of the best passage.
     pub top: f32,
-    /// Mean cosine at ranks 11–50 (or as many as there are past 10).
+    /// Mean cosine at ranks 11–50 (see `dense_stats_of` for short rankings).
     pub background: f32,
 }
 
@@ -631,14 +631,21 @@ fn ms(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1000.0
 }
 
-/// The best score and the background mean of a dense ranking (best first).
+/// The best score and the background mean of a dense ranking (best first): the mean at
+/// [`DENSE_BACKGROUND_RANKS`], or, when the ranking is that short (a source filter), of
+/// everything after the best; the best itself when it stands alone.
 fn dense_stats_of(ranking: &[(u32, f32)]) -> Option<DenseStats> {
     let top = ranking.first()?.1;
-    let start = DENSE_BACKGROUND_RANKS
-        .start
-        .min(ranking.len().saturating_sub(1));
-    let tail = &ranking[start..ranking.len().min(DENSE_BACKGROUND_RANKS.end)];
-    let background = tail.iter().map(|x| x.1).sum::<f32>() / tail.len().max(1) as f32;
+    let tail = if ranking.len() > DENSE_BACKGROUND_RANKS.start {
+        &ranking[DENSE_BACKGROUND_RANKS.start..ranking.len().min(DENSE_BACKGROUND_RANKS.end)]
+    } else {
+        &ranking[1..]
+    };
+    let background = if tail.is_empty() {
+        top
+    } else {
+        tail.iter().map(|x| x.1).sum::<f32>() / tail.len() as f32
+    };
     Some(DenseStats { top, background })
 }
 

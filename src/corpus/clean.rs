@@ -9,12 +9,10 @@
 pub fn clean_for_reading(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
-    // A tag cut at the start of the text ("i>…", "/li>…").
+    // A tag cut at the start of the text ("i>…", "/li>…"): only names of real tags, so
+    // that "x>5" keeps its start.
     if let Some(end) = rest.find('>')
-        && end < 6
-        && rest[..end]
-            .chars()
-            .all(|c| c.is_ascii_alphabetic() || c == '/')
+        && TAG_NAMES.contains(&rest[..end].trim_start_matches('/'))
     {
         rest = &rest[end + 1..];
     }
@@ -23,9 +21,10 @@ pub fn clean_for_reading(text: &str) -> String {
         let after = &rest[open..];
         match after.find('>') {
             Some(close)
-                if after[1..close]
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | ' ' | '=' | '"')) =>
+                if after[1..].starts_with(|c: char| c.is_ascii_alphabetic() || c == '/')
+                    && after[1..close].chars().all(|c| {
+                        c.is_ascii_alphanumeric() || matches!(c, '/' | ' ' | '=' | '"')
+                    }) =>
             {
                 out.push(' ');
                 rest = &after[close + 1..];
@@ -54,4 +53,21 @@ pub fn clean_for_reading(text: &str) -> String {
         collapsed.push_str(word);
     }
     collapsed
+}
+
+/// HTML tag names seen cut in half at the start of a passage of our reports.
+const TAG_NAMES: &[&str] = &[
+    "b", "i", "p", "li", "ul", "ol", "br", "em", "div", "span", "strong", "td", "tr", "th", "table",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comparisons_are_not_taken_for_tags() {
+        assert_eq!(clean_for_reading("x<10 and y>5"), "x<10 and y>5");
+        assert_eq!(clean_for_reading("x>5 时"), "x>5 时");
+        assert_eq!(clean_for_reading("/li>列表<b>重点</b>"), "列表 重点");
+    }
 }

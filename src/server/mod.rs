@@ -178,8 +178,9 @@ pub async fn serve(
     serve_with(listener, state, shutdown, ServeOptions::default()).await
 }
 
-/// [`serve`] with explicit limits. Written on hyper's connection builder rather than
-/// `axum::serve`, which sets no timer and so no header-read timeout.
+/// [`serve`] with explicit limits. Written on hyper's HTTP/1.1 connection builder rather
+/// than `axum::serve`, which sets no timer and so no header-read timeout; HTTP/1.1 only
+/// (the page and the API need nothing more).
 pub async fn serve_with(
     listener: tokio::net::TcpListener,
     state: AppState,
