@@ -226,8 +226,8 @@ pub fn ask_with(engine: &Engine, request: &AskRequest, llm: Option<&LlmClient>) 
         .collect();
     let best_coverage = coverages.iter().copied().fold(0.0, f32::max);
     let confidence = confidence(dense_stats, best_coverage, in_chinese(&request.question));
-    // `!(x >= 0.5)` also refuses a NaN confidence (a damaged query vector).
-    if !(confidence >= 0.5) || response.results.is_empty() {
+    // A NaN confidence (a damaged query vector) refuses too.
+    if confidence.is_nan() || confidence < 0.5 || response.results.is_empty() {
         return Ok(Answer {
             question: request.question.clone(),
             found: false,
@@ -503,6 +503,13 @@ struct Candidate {
     score: f32,
 }
 
+/// A candidate taken into the answer, with the text shown for it ([`shorten`]).
+struct Chosen {
+    hit_index: usize,
+    position: usize,
+    shown: String,
+}
+
 fn compose(
     question: &str,
     hits: &[&Hit],
@@ -533,7 +540,7 @@ fn compose(
             .total_cmp(&a.score)
             .then(a.hit_index.cmp(&b.hit_index))
     });
-    let mut chosen: Vec<Candidate> = Vec::new();
+    let mut chosen: Vec<Chosen> = Vec::new();
     let mut seen: HashSet<String> = HashSet::new();
     let mut length = 0;
     for c in candidates {
@@ -545,31 +552,36 @@ fn compose(
         if c.score <= 0.0 && !chosen.is_empty() || seen.contains(&key) {
             continue;
         }
-        let shown = shorten(&c.text, terms, analyzer).chars().count();
-        if !chosen.is_empty() && length + shown > MAX_ANSWER_CHARS {
+        let shown = shorten(&c.text, terms, analyzer);
+        let shown_chars = shown.chars().count();
+        if !chosen.is_empty() && length + shown_chars > MAX_ANSWER_CHARS {
             continue;
         }
         seen.insert(key);
-        length += shown;
-        chosen.push(c);
+        length += shown_chars;
+        chosen.push(Chosen {
+            hit_index: c.hit_index,
+            position: c.position,
+            shown,
+        });
     }
     if chosen.is_empty() {
         // Found by meaning alone (e.g. an English question): the top passage's opening
         // sentences, within the same length budget.
         let mut length = 0;
         for (position, text) in sentences(&hits[0].text).into_iter().enumerate() {
-            let shown = shorten(&text, terms, analyzer).chars().count();
+            let shown = shorten(&text, terms, analyzer);
+            let shown_chars = shown.chars().count();
             if chosen.len() == MAX_ANSWER_SENTENCES
-                || (!chosen.is_empty() && length + shown > MAX_ANSWER_CHARS)
+                || (!chosen.is_empty() && length + shown_chars > MAX_ANSWER_CHARS)
             {
                 break;
             }
-            length += shown;
-            chosen.push(Candidate {
+            length += shown_chars;
+            chosen.push(Chosen {
                 hit_index: 0,
                 position,
-                text,
-                score: 0.0,
+                shown,
             });
         }
     }
@@ -585,7 +597,7 @@ fn compose(
                 markers.len()
             }
         };
-        answer.push_str(&shorten(&c.text, terms, analyzer));
+        answer.push_str(&c.shown);
         answer.push_str(&format!("[{marker}]"));
     }
     let sources = markers
