@@ -66,6 +66,12 @@ impl DenseIndex {
     /// Opens a vector file, checking its size against `rows × dim`.
     pub fn open(path: &Path, rows: usize, dim: usize) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        Self::from_bytes(&bytes, rows, dim, path)
+    }
+
+    /// The vectors of a vector file already read from `path`, checked as [`DenseIndex::open`]
+    /// checks them.
+    pub fn from_bytes(bytes: &[u8], rows: usize, dim: usize, path: &Path) -> Result<Self> {
         let damaged = |reason: String| Error::unusable(path, IndexProblem::Damaged(reason));
         let expected = rows.checked_mul(dim).and_then(|n| n.checked_mul(2));
         if expected != Some(bytes.len()) || dim == 0 {

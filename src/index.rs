@@ -15,8 +15,9 @@
 //! damages the index already there. Readers compare the manifest with the
 //! current corpus, analysis settings and model, and refuse a stale index.
 
+use std::collections::BTreeMap;
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -62,7 +63,7 @@ pub struct Manifest {
     /// open; tantivy checks its own files. Absent in layout-1 manifests, which then fail
     /// the format-version check with that message rather than as "corrupt".
     #[serde(default)]
-    pub checksums: std::collections::BTreeMap<String, String>,
+    pub checksums: BTreeMap<String, String>,
 }
 
 /// The analysis, chunking and ranking settings an index depends on.
@@ -150,7 +151,8 @@ pub fn open(root: &Path, expected: &Expectation) -> Result<StoredIndex> {
     let damaged = |reason: String| Error::unusable(root, IndexProblem::Damaged(reason));
     let manifest = check(root, expected).map_err(|p| Error::unusable(root, p))?;
     let data_dir = root.join(&manifest.data_dir);
-    let found = data_checksums(&data_dir).map_err(|e| damaged(e.to_string()))?;
+    let mut files = read_data_files(&data_dir).map_err(|e| damaged(e.to_string()))?;
+    let found = checksums_of(&files);
     if found != manifest.checksums {
         let changed: Vec<&str> = manifest
             .checksums
@@ -166,8 +168,12 @@ pub fn open(root: &Path, expected: &Expectation) -> Result<StoredIndex> {
             changed.join(", ")
         )));
     }
-    let passages = read_passages(&data_dir.join("passages.jsonl"))
-        .map_err(|e| damaged(format!("passages unreadable: {e}")))?;
+    let passages_path = data_dir.join("passages.jsonl");
+    let passages = parse_passages(
+        &files.remove("passages.jsonl").unwrap_or_default(),
+        &passages_path,
+    )
+    .map_err(|e| damaged(format!("passages unreadable: {e}")))?;
     if passages.len() != manifest.passages {
         return Err(damaged(format!(
             "manifest says {} passages, passages.jsonl has {}",
@@ -186,8 +192,13 @@ pub fn open(root: &Path, expected: &Expectation) -> Result<StoredIndex> {
     }
     let dense = if manifest.model_id.is_some() {
         Some(
-            DenseIndex::open(&data_dir.join("vectors.f16"), passages.len(), manifest.dim)
-                .map_err(|e| damaged(e.to_string()))?,
+            DenseIndex::from_bytes(
+                &files.remove("vectors.f16").unwrap_or_default(),
+                passages.len(),
+                manifest.dim,
+                &data_dir.join("vectors.f16"),
+            )
+            .map_err(|e| damaged(e.to_string()))?,
         )
     } else {
         None
@@ -242,7 +253,7 @@ pub fn build(
             .map(|d| d.as_secs())
             .unwrap_or(0),
         build_seconds: started.elapsed().as_secs_f64(),
-        checksums: data_checksums(&data_dir)?,
+        checksums: checksums_of(&read_data_files(&data_dir)?),
     };
     write_manifest(root, &manifest)?;
     remove_other_data_dirs(root, &manifest.data_dir);
@@ -339,21 +350,30 @@ fn remove_other_data_dirs(root: &Path, keep: &str) {
 /// Our data files in a data folder, whose checksums the manifest keeps.
 const CHECKED_FILES: [&str; 2] = ["passages.jsonl", "vectors.f16"];
 
-/// SHA-256 (hex) of each of [`CHECKED_FILES`] present in `data_dir`.
-fn data_checksums(data_dir: &Path) -> Result<std::collections::BTreeMap<String, String>> {
-    use sha2::{Digest, Sha256};
-    let mut sums = std::collections::BTreeMap::new();
+/// The bytes of each of [`CHECKED_FILES`] present in `data_dir`, read once: they are
+/// checksummed and then parsed from memory.
+fn read_data_files(data_dir: &Path) -> Result<BTreeMap<&'static str, Vec<u8>>> {
+    let mut files = BTreeMap::new();
     for name in CHECKED_FILES {
         let path = data_dir.join(name);
         match std::fs::read(&path) {
             Ok(bytes) => {
-                sums.insert(name.to_string(), hex::encode(Sha256::digest(&bytes)));
+                files.insert(name, bytes);
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::io(&path, e)),
         }
     }
-    Ok(sums)
+    Ok(files)
+}
+
+/// SHA-256 (hex) of each file read by [`read_data_files`].
+fn checksums_of(files: &BTreeMap<&'static str, Vec<u8>>) -> BTreeMap<String, String> {
+    use sha2::{Digest, Sha256};
+    files
+        .iter()
+        .map(|(name, bytes)| (name.to_string(), hex::encode(Sha256::digest(bytes))))
+        .collect()
 }
 
 /// Reads the manifest without checking it.
@@ -390,20 +410,21 @@ fn write_passages(path: &Path, passages: &[Passage]) -> Result<()> {
     out.flush().map_err(|e| Error::io(path, e))
 }
 
-fn read_passages(path: &Path) -> Result<Vec<Passage>> {
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut passages = Vec::new();
-    for (i, line) in BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(|e| Error::io(path, e))?;
-        let p: Passage = serde_json::from_str(&line).map_err(|e| {
-            Error::unusable(
-                path,
-                IndexProblem::Damaged(format!("line {} is not a passage: {e}", i + 1)),
-            )
-        })?;
-        passages.push(p);
-    }
-    Ok(passages)
+/// Parses `passages.jsonl` (one passage a line, ordinal order) read from `path`.
+fn parse_passages(bytes: &[u8], path: &Path) -> Result<Vec<Passage>> {
+    let text = std::str::from_utf8(bytes)
+        .map_err(|e| Error::unusable(path, IndexProblem::Damaged(format!("not UTF-8: {e}"))))?;
+    text.lines()
+        .enumerate()
+        .map(|(i, line)| {
+            serde_json::from_str(line).map_err(|e| {
+                Error::unusable(
+                    path,
+                    IndexProblem::Damaged(format!("line {} is not a passage: {e}", i + 1)),
+                )
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
