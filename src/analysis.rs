@@ -21,6 +21,21 @@ pub const TOKENIZER_NAME: &str = "wenda_jieba";
 /// them marks existing indexes stale.
 pub const ANALYZER_VERSION: &str = "jieba-search-hmm+fold+t2s+lower+stop-v2";
 
+/// Whether a question is written in the reports' language: it has Han characters, and
+/// they, weighted by [`CHINESE_LETTER_WEIGHT`], are at least as many as its Latin letters.
+/// An English question that names a Chinese product in brackets ("OrionStar (猎户星空)")
+/// is still English.
+pub fn in_chinese(question: &str) -> bool {
+    let han = question.chars().filter(|c| is_han(*c)).count();
+    let latin = question.chars().filter(|c| c.is_ascii_alphabetic()).count();
+    han > 0 && han * CHINESE_LETTER_WEIGHT >= latin
+}
+
+/// A Han character carries about as much as a short English word of four letters; a
+/// question counts as Chinese when its Han characters, so weighted, are at least as many
+/// as its Latin letters ([`in_chinese`]).
+pub const CHINESE_LETTER_WEIGHT: usize = 4;
+
 /// Chinese function words and question words that carry no topic: matching
 /// them only adds noise to BM25. Common entries of the public Chinese
 /// stop-word lists (HIT, Baidu) plus the question words our users type.
@@ -326,6 +341,17 @@ impl TokenStream for AnalyzedTokenStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_question_language_goes_by_its_letters() {
+        assert!(in_chinese("百丽时尚有多少家直营门店？"));
+        assert!(in_chinese("GPT-3 参数量"));
+        assert!(!in_chinese(
+            "What did OrionStar (猎户星空) do with large models?"
+        ));
+        assert!(!in_chinese("How many stores?"));
+    }
+
 
     fn words(text: &str) -> Vec<String> {
         Analyzer::new()

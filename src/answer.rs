@@ -12,8 +12,8 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::analysis::Analyzer;
-use crate::corpus::{Citation, clean_for_reading, is_han, split_sentences};
+use crate::analysis::{Analyzer, in_chinese};
+use crate::corpus::{Citation, readable_sentences as sentences};
 use crate::error::Result;
 use crate::generate::{LlmClient, renumber_citations};
 use crate::retrieve::{DenseStats, Engine, Hit, Mode, SearchRequest};
@@ -32,10 +32,6 @@ pub const MAX_ANSWER_SENTENCES: usize = 3;
 /// of 160 / 200 / 240 / 400 gave gold bigram recall 0.600 / 0.625 / 0.645 / 0.664 and
 /// median lengths 144 / 176 / 192 / 208 characters; 240 is the largest within 200.
 pub const MAX_ANSWER_CHARS: usize = 240;
-
-/// Sentences shorter than this (in characters) are fragments (headings,
-/// table cells) and are not used on their own.
-pub const MIN_SENTENCE_CHARS: usize = 8;
 
 /// Sentences longer than this are cut at a clause boundary for display.
 pub const MAX_SENTENCE_CHARS: usize = 160;
@@ -345,21 +341,6 @@ fn coverage(text: &str, terms: &[(String, f32)], analyzer: &Analyzer) -> f32 {
         / total
 }
 
-/// Whether a question is written in the reports' language: it has Han characters, and
-/// they, weighted by [`CHINESE_LETTER_WEIGHT`], are at least as many as its Latin letters.
-/// An English question that names a Chinese product in brackets ("OrionStar (猎户星空)")
-/// is still English.
-pub fn in_chinese(question: &str) -> bool {
-    let han = question.chars().filter(|c| is_han(*c)).count();
-    let latin = question.chars().filter(|c| c.is_ascii_alphabetic()).count();
-    han > 0 && han * CHINESE_LETTER_WEIGHT >= latin
-}
-
-/// A Han character carries about as much as a short English word of four letters; a
-/// question counts as Chinese when its Han characters, so weighted, are at least as many
-/// as its Latin letters ([`in_chinese`]).
-pub const CHINESE_LETTER_WEIGHT: usize = 4;
-
 /// How sure we are that the reports answer the question, from what retrieval saw: the
 /// best dense cosine, how far it stands out from the background, and how much of the
 /// question's term weight the best passage contains; see [`ZH_THRESHOLD`] and
@@ -384,43 +365,6 @@ pub fn confidence(dense: Option<DenseStats>, best_coverage: f32, chinese: bool) 
     };
     1.0 / (1.0 + (-(score - threshold) / CONFIDENCE_SCALE).exp())
 }
-
-/// The sentences of a passage worth showing on their own: split by the corpus' rule
-/// ([`split_sentences`]), cleaned of conversion residue
-/// ([`clean_for_reading`]), fragments shorter than [`MIN_SENTENCE_CHARS`] and lines that
-/// are not prose ([`is_prose`]) dropped.
-pub fn sentences(text: &str) -> Vec<String> {
-    split_sentences(text)
-        .into_iter()
-        .map(clean_for_reading)
-        .map(|s| {
-            s.trim_start_matches(['•', '◆', '●', '-', '*', '·', '▪', '➢', ' '])
-                .trim()
-                .to_string()
-        })
-        .filter(|s| s.chars().count() >= MIN_SENTENCE_CHARS && is_prose(s))
-        .collect()
-}
-
-/// Whether a cleaned sentence reads as prose rather than a table row, a run of headings
-/// or page furniture: at least [`MIN_PROSE_HAN_SHARE`] of its characters are Han, and it
-/// is not a string of short space-separated pieces.
-pub fn is_prose(sentence: &str) -> bool {
-    let chars = sentence.chars().count().max(1);
-    let han = sentence.chars().filter(|c| is_han(*c)).count();
-    let pieces = sentence.split_whitespace().count();
-    han as f32 >= MIN_PROSE_HAN_SHARE * chars as f32 && pieces * MIN_CHARS_PER_PIECE <= chars
-}
-
-/// Share of Han characters below which a sentence is a table row, a code or contact
-/// line, or an English heading, not a sentence to answer with: report prose is 70–90%
-/// Han; the table rows and watermark lines in the dev answers were under 40%.
-pub const MIN_PROSE_HAN_SHARE: f32 = 0.4;
-
-/// Prose has long runs between spaces; tables of contents and heading runs ("架构优化
-/// 模型压缩 RAG ➢ AI基础设施层") are many short pieces. A sentence whose pieces average
-/// fewer characters than this is not prose.
-pub const MIN_CHARS_PER_PIECE: usize = 8;
 
 /// A sentence cut to at most [`MAX_SENTENCE_CHARS`] for display: the window that holds
 /// the most of the question's term weight (long "sentences" are often timelines or
@@ -613,19 +557,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sentences_split_at_chinese_marks_and_drop_fragments_and_bullets() {
-        let s =
-            sentences("• 金融行业是大模型落地最快的领域之一。短句。医疗大模型辅助医生书写病历！");
-        assert_eq!(
-            s,
-            vec![
-                "金融行业是大模型落地最快的领域之一。",
-                "医疗大模型辅助医生书写病历！"
-            ]
-        );
-    }
-
-    #[test]
     fn long_sentences_are_cut_at_a_clause() {
         let long = format!("{}，{}。", "大".repeat(120), "模".repeat(80));
         let analyzer = Analyzer::new();
@@ -697,41 +628,6 @@ mod tests {
         // Without the model: coverage alone, at MIN_TERM_COVERAGE.
         assert!(confidence(None, MIN_TERM_COVERAGE, true) >= 0.5);
         assert!(confidence(None, MIN_TERM_COVERAGE - 0.01, true) < 0.5);
-    }
-
-    #[test]
-    fn the_question_language_goes_by_its_letters() {
-        assert!(in_chinese("百丽时尚有多少家直营门店？"));
-        assert!(in_chinese("GPT-3 参数量"));
-        assert!(!in_chinese(
-            "What did OrionStar (猎户星空) do with large models?"
-        ));
-        assert!(!in_chinese("How many stores?"));
-    }
-
-    #[test]
-    fn conversion_residue_is_cleaned_and_non_prose_dropped() {
-        assert_eq!(
-            clean_for_reading("i>智能创作</li> <li>**营销获客难**：成本高 ## 标题"),
-            "智能创作 营销获客难：成本高 标题"
-        );
-        assert_eq!(
-            clean_for_reading("微信号Sherry\\_199909"),
-            "微信号Sherry_199909"
-        );
-        assert_eq!(clean_for_reading("a < b 且 c>d"), "a < b 且 c>d");
-        assert!(is_prose(
-            "金融行业普遍存在营销获客难、风险管理效率低等痛点。"
-        ));
-        assert!(!is_prose(
-            "架构优化 模型压缩 RAG AI基础设施层 数据层 算法层"
-        ));
-        assert!(!is_prose("THE · FIRST · NEW · VOICE研究范畴及目的"));
-        // Cleaned fragments of tables disappear from the sentence list.
-        let s = sentences(
-            "Agent Studio Agents Workflow Proxy LLM Gateway。银行利用大模型加强风险控制能力。",
-        );
-        assert_eq!(s, vec!["银行利用大模型加强风险控制能力。"]);
     }
 
     #[test]

@@ -5,6 +5,7 @@ mod catalog;
 mod chunk;
 mod clean;
 mod documents;
+mod sentences;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -19,6 +20,10 @@ pub use chunk::{
     split_sentences,
 };
 pub use clean::clean_for_reading;
+pub use sentences::{
+    MIN_CHARS_PER_PIECE, MIN_PROSE_HAN_SHARE, MIN_SENTENCE_CHARS, SENTENCE_RULES_VERSION, is_prose,
+    readable_sentences,
+};
 pub use documents::{DocumentSpan, Documents, MAX_SPAN_CHARS, SPAN_CONTEXT_CHARS};
 
 use crate::error::{Error, Result};

@@ -1,0 +1,92 @@
+//! The sentences of a passage a person can read on their own: what answers are made of
+//! and what the index embeds one by one, so both see the same sentences.
+
+use super::{clean_for_reading, is_han, split_sentences};
+
+/// Sentences shorter than this (in characters) are fragments (headings,
+/// table cells) and are not used on their own.
+pub const MIN_SENTENCE_CHARS: usize = 8;
+
+/// The sentences of a passage worth showing on their own: split by the corpus' rule
+/// ([`split_sentences`]), cleaned of conversion residue
+/// ([`clean_for_reading`]), fragments shorter than [`MIN_SENTENCE_CHARS`] and lines that
+/// are not prose ([`is_prose`]) dropped.
+pub fn readable_sentences(text: &str) -> Vec<String> {
+    split_sentences(text)
+        .into_iter()
+        .map(clean_for_reading)
+        .map(|s| {
+            s.trim_start_matches(['•', '◆', '●', '-', '*', '·', '▪', '➢', ' '])
+                .trim()
+                .to_string()
+        })
+        .filter(|s| s.chars().count() >= MIN_SENTENCE_CHARS && is_prose(s))
+        .collect()
+}
+
+/// Whether a cleaned sentence reads as prose rather than a table row, a run of headings
+/// or page furniture: at least [`MIN_PROSE_HAN_SHARE`] of its characters are Han, and it
+/// is not a string of short space-separated pieces.
+pub fn is_prose(sentence: &str) -> bool {
+    let chars = sentence.chars().count().max(1);
+    let han = sentence.chars().filter(|c| is_han(*c)).count();
+    let pieces = sentence.split_whitespace().count();
+    han as f32 >= MIN_PROSE_HAN_SHARE * chars as f32 && pieces * MIN_CHARS_PER_PIECE <= chars
+}
+
+/// Share of Han characters below which a sentence is a table row, a code or contact
+/// line, or an English heading, not a sentence to answer with: report prose is 70–90%
+/// Han; the table rows and watermark lines in the dev answers were under 40%.
+pub const MIN_PROSE_HAN_SHARE: f32 = 0.4;
+
+/// Prose has long runs between spaces; tables of contents and heading runs ("架构优化
+/// 模型压缩 RAG ➢ AI基础设施层") are many short pieces. A sentence whose pieces average
+/// fewer characters than this is not prose.
+pub const MIN_CHARS_PER_PIECE: usize = 8;
+
+/// Version of the rules above, part of the index settings: sentence vectors are stored
+/// in this order, so changing a rule must rebuild the index.
+pub const SENTENCE_RULES_VERSION: &str = "readable-sentences-v1";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sentences_split_at_chinese_marks_and_drop_fragments_and_bullets() {
+        let s =
+            readable_sentences("• 金融行业是大模型落地最快的领域之一。短句。医疗大模型辅助医生书写病历！");
+        assert_eq!(
+            s,
+            vec![
+                "金融行业是大模型落地最快的领域之一。",
+                "医疗大模型辅助医生书写病历！"
+            ]
+        );
+    }
+
+    #[test]
+    fn conversion_residue_is_cleaned_and_non_prose_dropped() {
+        assert_eq!(
+            clean_for_reading("i>智能创作</li> <li>**营销获客难**：成本高 ## 标题"),
+            "智能创作 营销获客难：成本高 标题"
+        );
+        assert_eq!(
+            clean_for_reading("微信号Sherry\\_199909"),
+            "微信号Sherry_199909"
+        );
+        assert_eq!(clean_for_reading("a < b 且 c>d"), "a < b 且 c>d");
+        assert!(is_prose(
+            "金融行业普遍存在营销获客难、风险管理效率低等痛点。"
+        ));
+        assert!(!is_prose(
+            "架构优化 模型压缩 RAG AI基础设施层 数据层 算法层"
+        ));
+        assert!(!is_prose("THE · FIRST · NEW · VOICE研究范畴及目的"));
+        // Cleaned fragments of tables disappear from the sentence list.
+        let s = readable_sentences(
+            "Agent Studio Agents Workflow Proxy LLM Gateway。银行利用大模型加强风险控制能力。",
+        );
+        assert_eq!(s, vec!["银行利用大模型加强风险控制能力。"]);
+    }
+}
