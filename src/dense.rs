@@ -120,6 +120,13 @@ impl DenseIndex {
         out
     }
 
+    /// Cosine of vector `i` with `query` (both L2-normalized: a dot product).
+    pub fn similarity(&self, i: usize, query: &[f32]) -> f32 {
+        let mut buf = vec![0.0f32; self.dim];
+        self.row(i, &mut buf);
+        buf.iter().zip(query).map(|(a, b)| a * b).sum()
+    }
+
     /// Exact top-`k` by dot product with `query`, keeping only ordinals that
     /// `keep` accepts.
     pub fn top_k(
@@ -161,6 +168,63 @@ impl DenseIndex {
     }
 }
 
+
+/// The vectors of every passage's readable sentences
+/// ([`crate::corpus::readable_sentences`]), passage after passage, so an answer can pick
+/// the sentences closest in meaning to the question (the only signal for a question in
+/// another language, which shares no words with the reports).
+pub struct SentenceVectors {
+    vectors: DenseIndex,
+    /// Row of each passage's first sentence; one more entry than passages.
+    starts: Vec<usize>,
+}
+
+impl SentenceVectors {
+    /// Sentence vectors for passages with `counts[i]` sentences each, checked against
+    /// the rows in `vectors` (read from `path`).
+    pub fn new(vectors: DenseIndex, counts: &[usize], path: &Path) -> Result<Self> {
+        let mut starts = Vec::with_capacity(counts.len() + 1);
+        let mut total = 0usize;
+        starts.push(0);
+        for c in counts {
+            total += c;
+            starts.push(total);
+        }
+        if total != vectors.len() {
+            return Err(Error::unusable(
+                path,
+                IndexProblem::Damaged(format!(
+                    "{} sentence vectors for {total} sentences in the passages",
+                    vectors.len()
+                )),
+            ));
+        }
+        Ok(SentenceVectors { vectors, starts })
+    }
+
+    /// Cosine of each sentence of passage `ord` with `query`, in sentence order; empty
+    /// for an ordinal out of range.
+    pub fn similarities(&self, ord: usize, query: &[f32]) -> Vec<f32> {
+        let (Some(&from), Some(&to)) = (self.starts.get(ord), self.starts.get(ord + 1)) else {
+            return Vec::new();
+        };
+        if query.len() != self.vectors.dim() {
+            return Vec::new();
+        }
+        (from..to).map(|i| self.vectors.similarity(i, query)).collect()
+    }
+
+    /// Number of sentence vectors.
+    pub fn len(&self) -> usize {
+        self.vectors.len()
+    }
+
+    /// True when no passage has a readable sentence.
+    pub fn is_empty(&self) -> bool {
+        self.vectors.is_empty()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,6 +232,27 @@ mod tests {
     fn unit(v: &[f32]) -> Vec<f32> {
         let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
         v.iter().map(|x| x / n).collect()
+    }
+
+    #[test]
+    fn sentence_vectors_belong_to_their_passages_and_counts_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.f16");
+        let rows = [unit(&[1.0, 0.0]), unit(&[0.0, 1.0]), unit(&[1.0, 1.0])];
+        write_vectors(&path, &rows, 2).unwrap();
+        // Passage 0 has two sentences, passage 1 none, passage 2 one.
+        let open = || DenseIndex::open(&path, 3, 2).unwrap();
+        let sentences = SentenceVectors::new(open(), &[2, 0, 1], &path).unwrap();
+        let q = [1.0, 0.0];
+        let first = sentences.similarities(0, &q);
+        assert_eq!(first.len(), 2);
+        assert!((first[0] - 1.0).abs() < 1e-3 && first[1].abs() < 1e-3);
+        assert!(sentences.similarities(1, &q).is_empty());
+        assert!((sentences.similarities(2, &q)[0] - std::f32::consts::FRAC_1_SQRT_2).abs() < 1e-3);
+        assert!(sentences.similarities(3, &q).is_empty());
+        // Counts that do not add up to the rows: a damaged index.
+        let err = SentenceVectors::new(open(), &[2, 2], &path).err().unwrap();
+        assert!(err.to_string().contains("3 sentence vectors for 4 sentences"), "{err}");
     }
 
     #[test]

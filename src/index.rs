@@ -8,6 +8,7 @@
 //!     passages.jsonl     passage text + citation, line i = ordinal i
 //!     tantivy/           the lexical index
 //!     vectors.f16        passage vectors, row i = ordinal i
+//!     sentences.f16      vectors of each passage's readable sentences, in order
 //! ```
 //!
 //! A build writes a new data folder and then replaces `manifest.json`
@@ -25,15 +26,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::analysis::ANALYZER_VERSION;
 use crate::atomic_file::write_atomic;
-use crate::corpus::{Passage, chunker_settings};
-use crate::dense::{DenseIndex, write_vectors};
+use crate::corpus::{Passage, SENTENCE_RULES_VERSION, chunker_settings, readable_sentences};
+use crate::dense::{DenseIndex, SentenceVectors, write_vectors};
 use crate::embed::Encoder;
 use crate::error::{Error, IndexProblem, Result};
 use crate::lexical::{LexicalIndex, REPORT_BOOST, SECTION_BOOST};
 use crate::progress::Progress;
 
 /// Version of the on-disk layout; a different version is rebuilt.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 /// The manifest's file name inside the index folder.
 pub const MANIFEST_FILE: &str = "manifest.json";
@@ -53,13 +54,16 @@ pub struct Manifest {
     pub dim: usize,
     /// Number of passages.
     pub passages: usize,
+    /// Number of sentence vectors (0 without vectors).
+    #[serde(default)]
+    pub sentences: usize,
     /// Name of the data folder inside the index folder.
     pub data_dir: String,
     /// Seconds since the Unix epoch when the build finished.
     pub built_at: u64,
     /// Wall time of the build in seconds.
     pub build_seconds: f64,
-    /// SHA-256 of our own data files (`passages.jsonl`, `vectors.f16`), checked at
+    /// SHA-256 of our own data files (`passages.jsonl`, `vectors.f16`, `sentences.f16`), checked at
     /// open; tantivy checks its own files. Absent in layout-1 manifests, which then fail
     /// the format-version check with that message rather than as "corrupt".
     #[serde(default)]
@@ -69,7 +73,7 @@ pub struct Manifest {
 /// The analysis, chunking and ranking settings an index depends on.
 pub fn current_settings() -> String {
     format!(
-        "{ANALYZER_VERSION}; {}; section_boost={SECTION_BOOST}; report_boost={REPORT_BOOST}",
+        "{ANALYZER_VERSION}; {}; section_boost={SECTION_BOOST}; report_boost={REPORT_BOOST}; {SENTENCE_RULES_VERSION}",
         chunker_settings()
     )
 }
@@ -93,6 +97,8 @@ pub struct StoredIndex {
     pub lexical: LexicalIndex,
     /// Passage vectors, when the index has them.
     pub dense: Option<DenseIndex>,
+    /// Sentence vectors, when the index has passage vectors.
+    pub sentences: Option<SentenceVectors>,
     /// The data folder.
     pub data_dir: PathBuf,
 }
@@ -190,24 +196,38 @@ pub fn open(root: &Path, expected: &Expectation) -> Result<StoredIndex> {
             passages.len()
         )));
     }
-    let dense = if manifest.model_id.is_some() {
-        Some(
-            DenseIndex::from_bytes(
-                &files.remove("vectors.f16").unwrap_or_default(),
-                passages.len(),
-                manifest.dim,
-                &data_dir.join("vectors.f16"),
-            )
-            .map_err(|e| damaged(e.to_string()))?,
+    let (dense, sentences) = if manifest.model_id.is_some() {
+        let dense = DenseIndex::from_bytes(
+            &files.remove("vectors.f16").unwrap_or_default(),
+            passages.len(),
+            manifest.dim,
+            &data_dir.join("vectors.f16"),
         )
+        .map_err(|e| damaged(e.to_string()))?;
+        let path = data_dir.join("sentences.f16");
+        let vectors = DenseIndex::from_bytes(
+            &files.remove("sentences.f16").unwrap_or_default(),
+            manifest.sentences,
+            manifest.dim,
+            &path,
+        )
+        .map_err(|e| damaged(e.to_string()))?;
+        let counts: Vec<usize> = passages
+            .iter()
+            .map(|p| readable_sentences(&p.text).len())
+            .collect();
+        let sentences =
+            SentenceVectors::new(vectors, &counts, &path).map_err(|e| damaged(e.to_string()))?;
+        (Some(dense), Some(sentences))
     } else {
-        None
+        (None, None)
     };
     Ok(StoredIndex {
         manifest,
         passages,
         lexical,
         dense,
+        sentences,
         data_dir,
     })
 }
@@ -232,7 +252,7 @@ pub fn build(
     let data_name = format!("data-{stamp:x}");
     let data_dir = root.join(&data_name);
     let result = build_data(&data_dir, passages, report_labels, encoder, progress);
-    let (model_id, dim) = match result {
+    let (model_id, dim, sentences) = match result {
         Ok(v) => v,
         Err(e) => {
             // Leave the previous index untouched; drop the half-built folder.
@@ -247,6 +267,7 @@ pub fn build(
         model_id,
         dim,
         passages: passages.len(),
+        sentences,
         data_dir: data_name,
         built_at: SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -277,7 +298,7 @@ fn build_data(
     report_labels: &HashMap<String, String>,
     encoder: Option<&dyn Encoder>,
     progress: &dyn Progress,
-) -> Result<(Option<String>, usize)> {
+) -> Result<(Option<String>, usize, usize)> {
     std::fs::create_dir_all(data_dir).map_err(|e| Error::io(data_dir, e))?;
     write_passages(&data_dir.join("passages.jsonl"), passages)?;
     progress.stage("BM25 index", passages.len() as u64);
@@ -286,14 +307,27 @@ fn build_data(
     })?;
     progress.finish();
     let Some(encoder) = encoder else {
-        return Ok((None, 0));
+        return Ok((None, 0, 0));
     };
     progress.stage("passage vectors", passages.len() as u64);
     let texts: Vec<&str> = passages.iter().map(|p| p.text.as_str()).collect();
     let vectors = encoder.encode_passages(&texts, progress)?;
     progress.finish();
     write_vectors(&data_dir.join("vectors.f16"), &vectors, encoder.dim())?;
-    Ok((Some(encoder.model_id().to_string()), encoder.dim()))
+    let sentences: Vec<String> = passages
+        .iter()
+        .flat_map(|p| readable_sentences(&p.text))
+        .collect();
+    progress.stage("sentence vectors", sentences.len() as u64);
+    let texts: Vec<&str> = sentences.iter().map(String::as_str).collect();
+    let vectors = encoder.encode_passages(&texts, progress)?;
+    progress.finish();
+    write_vectors(&data_dir.join("sentences.f16"), &vectors, encoder.dim())?;
+    Ok((
+        Some(encoder.model_id().to_string()),
+        encoder.dim(),
+        sentences.len(),
+    ))
 }
 
 /// Name of the lock file that one build at a time holds in the index folder.
@@ -348,7 +382,7 @@ fn remove_other_data_dirs(root: &Path, keep: &str) {
 }
 
 /// Our data files in a data folder, whose checksums the manifest keeps.
-const CHECKED_FILES: [&str; 2] = ["passages.jsonl", "vectors.f16"];
+const CHECKED_FILES: [&str; 3] = ["passages.jsonl", "vectors.f16", "sentences.f16"];
 
 /// The bytes of each of [`CHECKED_FILES`] present in `data_dir`, read once: they are
 /// checksummed and then parsed from memory.

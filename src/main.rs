@@ -168,8 +168,9 @@ struct EvalArgs {
     /// Also write a TREC run file (several modes: the mode goes before the extension).
     #[arg(long, value_name = "FILE")]
     trec_run: Option<PathBuf>,
-    /// Fusion for hybrid: rrf, rrf:K, weighted or weighted:W; several, comma-separated, give one row each.
-    #[arg(long, value_delimiter = ',', default_value = "weighted")]
+    /// Fusion for hybrid: rrf, rrf:K, weighted, weighted:W, adaptive or adaptive:W (weighted,
+    /// leaning on dense for questions not in Chinese); several, comma-separated, give one row each.
+    #[arg(long, value_delimiter = ',', default_value = "adaptive")]
     fusion: Vec<Fusion>,
     /// Also write the TREC qrels of the set.
     #[arg(long, value_name = "FILE")]

@@ -140,3 +140,31 @@ fn a_precomputed_query_vector_gives_the_same_ranking() {
     let b = e.rank(&req, e.fusion(), Some(&vector)).unwrap();
     assert_eq!(a.passages, b.passages);
 }
+
+#[test]
+fn every_readable_sentence_of_a_passage_has_a_vector_and_the_closest_is_the_question() {
+    use wenda::corpus::readable_sentences;
+    use wenda::embed::Encoder;
+    let e = engine();
+    let (ord, passage) = e
+        .passages()
+        .iter()
+        .enumerate()
+        .find(|(_, p)| readable_sentences(&p.text).len() >= 3)
+        .expect("a passage with three readable sentences");
+    let sentences = readable_sentences(&passage.text);
+    // Asking with one of its sentences: that sentence is the closest in meaning.
+    let target = sentences.len() / 2;
+    let qv = BigramEncoder.encode_query(&sentences[target]).unwrap();
+    let cosines = e.sentence_similarities(ord as u32, &qv).unwrap();
+    assert_eq!(cosines.len(), sentences.len());
+    let best = (0..cosines.len())
+        .max_by(|a, b| cosines[*a].total_cmp(&cosines[*b]))
+        .unwrap();
+    assert_eq!(best, target, "{cosines:?}");
+    // The manifest counts every readable sentence of every passage.
+    assert_eq!(e.manifest().sentences, {
+        let total: usize = e.passages().iter().map(|p| readable_sentences(&p.text).len()).sum();
+        total
+    });
+}
