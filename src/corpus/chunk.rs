@@ -134,7 +134,7 @@ pub fn split_sentences(text: &str) -> Vec<&str> {
     out
 }
 
-fn is_closer(c: char) -> bool {
+pub(super) fn is_closer(c: char) -> bool {
     matches!(
         c,
         '”' | '’' | '」' | '』' | '）' | ')' | '】' | '》' | '"' | '\''

@@ -23,7 +23,8 @@ pub fn clean_for_reading(text: &str) -> String {
             Some(close)
                 if after[1..].starts_with(|c: char| c.is_ascii_alphabetic() || c == '/')
                     && after[1..close].chars().all(|c| {
-                        c.is_ascii_alphanumeric() || matches!(c, '/' | ' ' | '=' | '"')
+                        c.is_ascii_alphanumeric()
+                            || matches!(c, '/' | ' ' | '=' | '"' | '\'' | '-' | ':' | ';' | '.' | '#' | '%' | '_')
                     }) =>
             {
                 out.push(' ');
@@ -69,5 +70,13 @@ mod tests {
         assert_eq!(clean_for_reading("x<10 and y>5"), "x<10 and y>5");
         assert_eq!(clean_for_reading("x>5 时"), "x>5 时");
         assert_eq!(clean_for_reading("/li>列表<b>重点</b>"), "列表 重点");
+    }
+
+    #[test]
+    fn tags_with_style_attributes_are_removed() {
+        assert_eq!(
+            clean_for_reading("微调服务 <ul style=\"list-style-type: none\"> 适用于党政"),
+            "微调服务 适用于党政"
+        );
     }
 }

@@ -21,7 +21,8 @@ pub use chunk::{
 };
 pub use clean::clean_for_reading;
 pub use sentences::{
-    MIN_CHARS_PER_PIECE, MIN_PROSE_HAN_SHARE, MIN_SENTENCE_CHARS, SENTENCE_RULES_VERSION, is_prose,
+    FURNITURE_MARKERS, MAX_HEADING_CHARS, MIN_CHARS_PER_PIECE, MIN_PROSE_HAN_SHARE,
+    MIN_SENTENCE_CHARS, SENTENCE_RULES_VERSION, is_furniture, is_heading, is_prose,
     readable_sentences,
 };
 pub use documents::{DocumentSpan, Documents, MAX_SPAN_CHARS, SPAN_CONTEXT_CHARS};

@@ -1,6 +1,7 @@
 //! The sentences of a passage a person can read on their own: what answers are made of
 //! and what the index embeds one by one, so both see the same sentences.
 
+use super::chunk::{is_closer, is_sentence_end};
 use super::{clean_for_reading, is_han, split_sentences};
 
 /// Sentences shorter than this (in characters) are fragments (headings,
@@ -9,8 +10,9 @@ pub const MIN_SENTENCE_CHARS: usize = 8;
 
 /// The sentences of a passage worth showing on their own: split by the corpus' rule
 /// ([`split_sentences`]), cleaned of conversion residue
-/// ([`clean_for_reading`]), fragments shorter than [`MIN_SENTENCE_CHARS`] and lines that
-/// are not prose ([`is_prose`]) dropped.
+/// ([`clean_for_reading`]), fragments shorter than [`MIN_SENTENCE_CHARS`], headings
+/// ([`is_heading`]), page furniture ([`is_furniture`]) and lines that are not prose
+/// ([`is_prose`]) dropped.
 pub fn readable_sentences(text: &str) -> Vec<String> {
     split_sentences(text)
         .into_iter()
@@ -20,9 +22,39 @@ pub fn readable_sentences(text: &str) -> Vec<String> {
                 .trim()
                 .to_string()
         })
-        .filter(|s| s.chars().count() >= MIN_SENTENCE_CHARS && is_prose(s))
+        .filter(|s| {
+            s.chars().count() >= MIN_SENTENCE_CHARS
+                && is_prose(s)
+                && !is_heading(s)
+                && !is_furniture(s)
+        })
         .collect()
 }
+
+/// Whether a piece is a heading or caption rather than a sentence: short and without a
+/// sentence mark at its end ("中国AI大模型代表厂商及最新大模型"). Headings name a topic, so
+/// they sit close in meaning to any question about it while answering nothing.
+pub fn is_heading(piece: &str) -> bool {
+    let ends_a_sentence = piece
+        .trim_end_matches(|c: char| is_closer(c) || c.is_whitespace())
+        .ends_with(|c: char| is_sentence_end(c) || c == '…');
+    !ends_a_sentence && piece.chars().count() < MAX_HEADING_CHARS
+}
+
+/// Pieces without a closing sentence mark shorter than this are headings ([`is_heading`]):
+/// report headings and table captions run 8–20 characters, while a sentence cut at a
+/// passage's end is usually longer.
+pub const MAX_HEADING_CHARS: usize = 24;
+
+/// Whether a sentence is a publisher's advertisement or contact line (QR codes,
+/// official accounts, "free download"), which Chinese industry reports print on their
+/// covers and last pages; it answers no question.
+pub fn is_furniture(sentence: &str) -> bool {
+    FURNITURE_MARKERS.iter().any(|m| sentence.contains(m))
+}
+
+/// Words that mark a publisher's advertisement or contact line ([`is_furniture`]).
+pub const FURNITURE_MARKERS: &[&str] = &["扫码", "二维码", "公众号", "微信号", "免费下载"];
 
 /// Whether a cleaned sentence reads as prose rather than a table row, a run of headings
 /// or page furniture: at least [`MIN_PROSE_HAN_SHARE`] of its characters are Han, and it
@@ -46,7 +78,7 @@ pub const MIN_CHARS_PER_PIECE: usize = 8;
 
 /// Version of the rules above, part of the index settings: sentence vectors are stored
 /// in this order, so changing a rule must rebuild the index.
-pub const SENTENCE_RULES_VERSION: &str = "readable-sentences-v1";
+pub const SENTENCE_RULES_VERSION: &str = "readable-sentences-v2";
 
 #[cfg(test)]
 mod tests {
@@ -88,5 +120,23 @@ mod tests {
             "Agent Studio Agents Workflow Proxy LLM Gateway。银行利用大模型加强风险控制能力。",
         );
         assert_eq!(s, vec!["银行利用大模型加强风险控制能力。"]);
+    }
+
+    #[test]
+    fn headings_and_publisher_lines_are_not_sentences() {
+        assert!(is_heading("中国AI大模型代表厂商及最新大模型"));
+        assert!(is_heading("美洽全渠道AI客服解决方案"));
+        assert!(!is_heading("金融行业是大模型落地最快的领域之一。"));
+        assert!(!is_heading("他说“大模型正在改变金融。”"));
+        // A long piece without a mark is a sentence cut at a passage's end, not a heading.
+        assert!(!is_heading(
+            "银行利用大模型加强风险控制能力并在信贷审批和反欺诈中取得了显著的效果"
+        ));
+        assert!(is_furniture("微信扫码加入星球，10000+行业报告免费下载"));
+        assert!(!is_furniture("银行利用大模型加强风险控制能力。"));
+        let s = readable_sentences(
+            "中国AI大模型代表厂商及最新大模型\n欢迎扫码关注我们的公众号获取更多报告。百丽时尚拥有超过9000家直营门店。",
+        );
+        assert_eq!(s, vec!["百丽时尚拥有超过9000家直营门店。"]);
     }
 }
