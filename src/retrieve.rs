@@ -5,9 +5,11 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::Arc;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use lru::LruCache;
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::Analyzer;
@@ -325,7 +327,27 @@ pub struct StageTimings {
     pub fusion_ms: f64,
     /// Snippets and result assembly.
     pub snippets_ms: f64,
+    /// Whether the query vector came from the query cache (`hit`) or the model (`miss`);
+    /// absent when no vector was needed or the caller supplied it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query_cache: Option<CacheOutcome>,
 }
+
+/// Whether a query vector was found in [`Engine`]'s query cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CacheOutcome {
+    /// Found: the model did not run.
+    Hit,
+    /// Not found: the model ran and the vector was kept.
+    Miss,
+}
+
+/// Query vectors kept by an [`Engine`] (least recently used dropped first): the page
+/// asks `/api/search` and `/api/ask` with the same question, and people repeat
+/// questions, so the model runs once per distinct question. 1024 vectors of 384 f32 are
+/// 1.5 MB.
+pub const QUERY_CACHE_ENTRIES: usize = 1024;
 
 /// The answer to a [`SearchRequest`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -368,6 +390,18 @@ pub struct Engine {
     analyzer: Analyzer,
     encoder: Option<Arc<dyn Encoder>>,
     fusion: Fusion,
+    /// Query vectors by model id and query ([`QUERY_CACHE_ENTRIES`]).
+    query_vectors: QueryCache,
+}
+
+/// Query vectors by (model id, query with whitespace collapsed), least recently used
+/// dropped first.
+type QueryCache = Mutex<LruCache<(String, String), Arc<Vec<f32>>>>;
+
+/// An empty query cache of [`QUERY_CACHE_ENTRIES`].
+fn query_cache() -> QueryCache {
+    let entries = NonZeroUsize::new(QUERY_CACHE_ENTRIES).unwrap_or(NonZeroUsize::MIN);
+    Mutex::new(LruCache::new(entries))
 }
 
 impl Engine {
@@ -407,6 +441,7 @@ impl Engine {
             analyzer: Analyzer::new(),
             encoder,
             fusion: config.fusion,
+            query_vectors: query_cache(),
         })
     }
 
@@ -432,6 +467,7 @@ impl Engine {
             analyzer: Analyzer::new(),
             encoder,
             fusion,
+            query_vectors: query_cache(),
         })
     }
 
@@ -441,6 +477,36 @@ impl Engine {
     pub fn sentence_similarities(&self, ord: u32, query_vector: &[f32]) -> Option<Vec<f32>> {
         let sentences = self.index.sentences.as_ref()?;
         Some(sentences.similarities(ord as usize, query_vector))
+    }
+
+    /// The vector of `query` from the query cache, or from `encoder` (then kept). The key
+    /// is the model id and the query with its whitespace collapsed, so a question asked
+    /// again with other spacing is a hit.
+    fn cached_query_vector(
+        &self,
+        encoder: &dyn Encoder,
+        query: &str,
+    ) -> Result<(Arc<Vec<f32>>, CacheOutcome)> {
+        let key = (
+            encoder.model_id().to_string(),
+            query.split_whitespace().collect::<Vec<_>>().join(" "),
+        );
+        let lock = || self.query_vectors.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(v) = lock().get(&key) {
+            return Ok((v.clone(), CacheOutcome::Hit));
+        }
+        // The model runs outside the lock, so concurrent queries do not wait on each other.
+        let v = Arc::new(encoder.encode_query(query)?);
+        lock().put(key, v.clone());
+        Ok((v, CacheOutcome::Miss))
+    }
+
+    /// Forgets every cached query vector (benchmarks measure the model's cost with it).
+    pub fn clear_query_cache(&self) {
+        self.query_vectors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 
     /// All passages, ordinal order.
@@ -597,7 +663,11 @@ impl Engine {
             let t = Instant::now();
             let qv = match query_vector {
                 Some(v) => v.to_vec(),
-                None => encoder.encode_query(query)?,
+                None => {
+                    let (v, outcome) = self.cached_query_vector(encoder.as_ref(), query)?;
+                    timings.query_cache = Some(outcome);
+                    v.as_ref().clone()
+                }
             };
             timings.embedding_ms = ms(t);
             let t = Instant::now();

@@ -168,3 +168,64 @@ fn every_readable_sentence_of_a_passage_has_a_vector_and_the_closest_is_the_ques
         total
     });
 }
+
+/// [`BigramEncoder`] counting the queries it embeds.
+struct CountingEncoder(std::sync::atomic::AtomicUsize);
+
+impl wenda::embed::Encoder for CountingEncoder {
+    fn model_id(&self) -> &str {
+        BigramEncoder.model_id()
+    }
+    fn dim(&self) -> usize {
+        BigramEncoder.dim()
+    }
+    fn encode_query(&self, query: &str) -> wenda::Result<Vec<f32>> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        BigramEncoder.encode_query(query)
+    }
+    fn encode_passages(
+        &self,
+        texts: &[&str],
+        progress: &dyn wenda::progress::Progress,
+    ) -> wenda::Result<Vec<Vec<f32>>> {
+        BigramEncoder.encode_passages(texts, progress)
+    }
+}
+
+#[test]
+fn a_question_asked_again_is_embedded_once() {
+    use wenda::retrieve::CacheOutcome;
+    let dir = tempfile::tempdir().unwrap();
+    let counter = Arc::new(CountingEncoder(Default::default()));
+    let e = common::engine(dir.path().to_path_buf(), Some(counter.clone()));
+    let embedded = || counter.0.load(std::sync::atomic::Ordering::SeqCst);
+    let first = e.search(&request(QUESTION, Mode::Hybrid, 5)).unwrap();
+    assert_eq!(first.timings.query_cache, Some(CacheOutcome::Miss));
+    assert_eq!(embedded(), 1);
+    // The same question with other spacing, in another mode and through ask: cached.
+    let spaced = format!("  {QUESTION}\t ");
+    let again = e.search(&request(&spaced, Mode::Dense, 5)).unwrap();
+    assert_eq!(again.timings.query_cache, Some(CacheOutcome::Hit));
+    let ask = wenda::answer::AskRequest {
+        question: QUESTION.into(),
+        k: 5,
+        source: None,
+        mode: None,
+    };
+    wenda::answer::ask(&e, &ask).unwrap();
+    assert_eq!(embedded(), 1, "the model ran again for a cached question");
+    let ids = |r: &wenda::retrieve::SearchResponse| -> Vec<String> {
+        r.results.iter().map(|h| h.id.clone()).collect()
+    };
+    let hybrid_again = e.search(&request(QUESTION, Mode::Hybrid, 5)).unwrap();
+    assert_eq!(ids(&first), ids(&hybrid_again));
+    // BM25 needs no vector; a new question is a miss; clearing forgets.
+    let bm25 = e.search(&request(QUESTION, Mode::Bm25, 5)).unwrap();
+    assert_eq!(bm25.timings.query_cache, None);
+    e.search(&request("医疗行业的智能诊断", Mode::Dense, 5)).unwrap();
+    assert_eq!(embedded(), 2);
+    e.clear_query_cache();
+    let cleared = e.search(&request(QUESTION, Mode::Dense, 5)).unwrap();
+    assert_eq!(cleared.timings.query_cache, Some(CacheOutcome::Miss));
+    assert_eq!(embedded(), 3);
+}
