@@ -1,25 +1,55 @@
 #!/usr/bin/env bash
-# Load benchmark of GET /api/search (hybrid) on this machine with wrk: one
-# client, then 16 concurrent clients, against the same server process.
-# Prints wrk's requests/s and latency percentiles; any "Non-2xx" line is an error.
+# Load benchmark of GET /api/search (hybrid) on this machine with wrk: one client,
+# then 16 concurrent clients, against a server that batches concurrent queries
+# (the default) and, in the same script, one that embeds each query alone
+# (--no-query-batching), so the ratio between them comes from one run.
+# Clients cycle through 40 different questions and the query cache is off
+# (--query-cache 0), so every request runs the model. Prints wrk's requests/s and
+# latency percentiles; any "Non-2xx" line is an error.
 #
-# A query running alone spreads its matrix products over all cores; queries that
-# overlap run one thread each. `RAYON_NUM_THREADS=1 bash benches/load.sh` keeps
-# every query on one core, which shows the scaling from 1 to 16 clients without
-# the single client's own parallelism.
+# DURATION (default 15s) sets each wrk run's length.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v wrk >/dev/null || { echo "needs wrk (apt-get install wrk)"; exit 1; }
 cargo build --release --quiet
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-./target/release/wenda -q serve --port "$port" &
-pid=$!
-trap 'kill $pid' EXIT
-until curl -sf "http://127.0.0.1:$port/healthz" >/dev/null; do sleep 1; done
-# 大模型在金融风控中的应用
-url="http://127.0.0.1:$port/api/search?q=%E5%A4%A7%E6%A8%A1%E5%9E%8B%E5%9C%A8%E9%87%91%E8%9E%8D%E9%A3%8E%E6%8E%A7%E4%B8%AD%E7%9A%84%E5%BA%94%E7%94%A8&mode=hybrid&k=10"
-duration=${DURATION:-20s}
-echo "== 1 client"
-wrk -t1 -c1 -d"$duration" --latency "$url"
-echo "== 16 clients"
-wrk -t2 -c16 -d"$duration" --latency "$url"
+duration=${DURATION:-15s}
+script=$(mktemp --suffix=.lua)
+trap 'rm -f "$script"' EXIT
+cat >"$script" <<'LUA'
+-- 40 distinct questions, percent-encoded, taken in turn by each connection.
+local questions = {}
+local topics = {"金融", "医疗", "政务", "制造", "教育", "零售", "能源", "交通"}
+local asks = {"大模型在%s行业的应用", "%s行业落地大模型的难点", "%s领域的大模型案例",
+              "%s大模型的市场规模", "%s行业如何选择大模型"}
+for _, t in ipairs(topics) do
+  for _, a in ipairs(asks) do
+    local q = string.format(a, t)
+    q = q:gsub("[^%w]", function(c) return string.format("%%%02X", string.byte(c)) end)
+    table.insert(questions, q)
+  end
+end
+local n = 0
+request = function()
+  n = n + 1
+  local q = questions[(n % #questions) + 1]
+  return wrk.format("GET", "/api/search?mode=hybrid&k=10&q=" .. q)
+end
+LUA
+
+run_server() {
+    local label=$1; shift
+    local port
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    ./target/release/wenda -q serve --port "$port" --query-cache 0 "$@" &
+    local pid=$!
+    until curl -sf "http://127.0.0.1:$port/healthz" >/dev/null; do sleep 1; done
+    echo "=== $label: 1 client"
+    wrk -t1 -c1 -d"$duration" --latency -s "$script" "http://127.0.0.1:$port"
+    echo "=== $label: 16 clients"
+    wrk -t2 -c16 -d"$duration" --latency -s "$script" "http://127.0.0.1:$port"
+    kill "$pid"
+    wait "$pid" 2>/dev/null || true
+}
+
+run_server "batched queries (default)"
+run_server "one query at a time (--no-query-batching)" --no-query-batching

@@ -186,6 +186,9 @@ pub enum Error {
     /// A requested document or span does not exist.
     #[error("{0}")]
     NotFound(String),
+    /// Too much work is already waiting (e.g. the query embedding queue is full).
+    #[error("{0}; retry in a moment")]
+    Overloaded(String),
 }
 
 impl Error {

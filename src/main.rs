@@ -13,12 +13,14 @@ use clap::{Args, Parser, Subcommand};
 use wenda::corpus::Corpus;
 use wenda::embed::{
     CpuEngine, DeviceChoice, Embedder, Encoder, FetchOptions, LoadOptions, ModelFiles,
-    ModelProfile, ensure_model,
+    ModelProfile, QueryBatcher, ensure_model,
 };
 use wenda::generate::{DEFAULT_LLM_MODEL, LlmClient};
 use wenda::index;
 use wenda::progress::Progress;
-use wenda::retrieve::{Engine, EngineConfig, Fusion, Mode, RebuildPolicy, SearchRequest};
+use wenda::retrieve::{
+    Engine, EngineConfig, Fusion, Mode, QUERY_CACHE_ENTRIES, RebuildPolicy, SearchRequest,
+};
 use wenda::server::{self, AppState};
 
 use crate::cli::progress::Bars;
@@ -131,6 +133,14 @@ struct ServeArgs {
     /// Bearer token for that endpoint.
     #[arg(long, env = "WENDA_LLM_API_KEY", hide_env_values = true)]
     llm_api_key: Option<String>,
+    /// Embed each query on its own instead of in batches with the queries that arrive
+    /// while the model is busy (for comparisons; batching serves more clients).
+    #[arg(long)]
+    no_query_batching: bool,
+    /// Query vectors to keep, so a question asked again (or asked by the page's search
+    /// and then its answer) is embedded once; 0 turns the cache off.
+    #[arg(long, default_value_t = QUERY_CACHE_ENTRIES, value_name = "N")]
+    query_cache: usize,
 }
 
 /// Modes `wenda eval` can run: one of the retrieval modes, or every mode available.
@@ -296,17 +306,50 @@ fn engine(
     with_model: bool,
     bars: &dyn Progress,
 ) -> Result<(Corpus, Engine)> {
+    engine_with(paths, rebuild, with_model, bars, &QueryOptions::default())
+}
+
+/// How a long-running process handles query vectors (`wenda serve`'s options).
+struct QueryOptions {
+    /// Embed concurrent queries in shared batches ([`QueryBatcher`]).
+    batching: bool,
+    /// Query vectors kept in the engine's cache (0: none).
+    cache_entries: usize,
+}
+
+impl Default for QueryOptions {
+    fn default() -> Self {
+        QueryOptions {
+            batching: false,
+            cache_entries: QUERY_CACHE_ENTRIES,
+        }
+    }
+}
+
+/// [`engine`] with the query options of a server.
+fn engine_with(
+    paths: &Paths,
+    rebuild: RebuildPolicy,
+    with_model: bool,
+    bars: &dyn Progress,
+    queries: &QueryOptions,
+) -> Result<(Corpus, Engine)> {
     let corpus = Corpus::load(&paths.corpus)
         .with_context(|| format!("reading the corpus in {}", paths.corpus.display()))?;
     let config = EngineConfig {
         index_dir: paths.index.clone(),
         rebuild,
         fusion: Fusion::default(),
+        query_cache_entries: queries.cache_entries,
     };
-    let encoder = if with_model {
-        load_encoder(paths, bars)?
-    } else {
-        None
+    let encoder = match (with_model, queries.batching) {
+        (false, _) => None,
+        (true, false) => load_encoder(paths, bars)?,
+        (true, true) if paths.lexical_only => None,
+        (true, true) => {
+            let batcher = QueryBatcher::new(load_embedder(paths, bars)?)?;
+            Some(Arc::new(batcher) as Arc<dyn Encoder>)
+        }
     };
     let engine = Engine::open(&config, &corpus, encoder, bars)?;
     Ok((corpus, engine))
@@ -326,7 +369,11 @@ fn cmd_models_fetch(paths: &Paths, bars: &dyn Progress) -> Result<()> {
 }
 
 fn cmd_serve(paths: &Paths, args: ServeArgs, bars: &dyn Progress) -> Result<()> {
-    let (corpus, engine) = engine(paths, RebuildPolicy::IfNeeded, true, bars)?;
+    let queries = QueryOptions {
+        batching: !args.no_query_batching,
+        cache_entries: args.query_cache,
+    };
+    let (corpus, engine) = engine_with(paths, RebuildPolicy::IfNeeded, true, bars, &queries)?;
     let documents = corpus.documents();
     let llm = args
         .llm_url

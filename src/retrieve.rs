@@ -382,6 +382,8 @@ pub struct EngineConfig {
     pub rebuild: RebuildPolicy,
     /// Fusion used in hybrid mode.
     pub fusion: Fusion,
+    /// Query vectors the engine keeps ([`QUERY_CACHE_ENTRIES`] by default; 0: none).
+    pub query_cache_entries: usize,
 }
 
 /// The search engine: index, analyzer, optional embedder, fusion settings.
@@ -396,12 +398,11 @@ pub struct Engine {
 
 /// Query vectors by (model id, query with whitespace collapsed), least recently used
 /// dropped first.
-type QueryCache = Mutex<LruCache<(String, String), Arc<Vec<f32>>>>;
+type QueryCache = Mutex<Option<LruCache<(String, String), Arc<Vec<f32>>>>>;
 
-/// An empty query cache of [`QUERY_CACHE_ENTRIES`].
-fn query_cache() -> QueryCache {
-    let entries = NonZeroUsize::new(QUERY_CACHE_ENTRIES).unwrap_or(NonZeroUsize::MIN);
-    Mutex::new(LruCache::new(entries))
+/// An empty query cache of `entries` vectors, or none for 0.
+fn query_cache(entries: usize) -> QueryCache {
+    Mutex::new(NonZeroUsize::new(entries).map(LruCache::new))
 }
 
 impl Engine {
@@ -441,7 +442,7 @@ impl Engine {
             analyzer: Analyzer::new(),
             encoder,
             fusion: config.fusion,
-            query_vectors: query_cache(),
+            query_vectors: query_cache(config.query_cache_entries),
         })
     }
 
@@ -467,7 +468,7 @@ impl Engine {
             analyzer: Analyzer::new(),
             encoder,
             fusion,
-            query_vectors: query_cache(),
+            query_vectors: query_cache(QUERY_CACHE_ENTRIES),
         })
     }
 
@@ -492,21 +493,27 @@ impl Engine {
             query.split_whitespace().collect::<Vec<_>>().join(" "),
         );
         let lock = || self.query_vectors.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(v) = lock().get(&key) {
+        if let Some(v) = lock().as_mut().and_then(|c| c.get(&key)) {
             return Ok((v.clone(), CacheOutcome::Hit));
         }
         // The model runs outside the lock, so concurrent queries do not wait on each other.
         let v = Arc::new(encoder.encode_query(query)?);
-        lock().put(key, v.clone());
+        if let Some(cache) = lock().as_mut() {
+            cache.put(key, v.clone());
+        }
         Ok((v, CacheOutcome::Miss))
     }
 
     /// Forgets every cached query vector (benchmarks measure the model's cost with it).
     pub fn clear_query_cache(&self) {
-        self.query_vectors
+        if let Some(cache) = self
+            .query_vectors
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .clear();
+            .as_mut()
+        {
+            cache.clear();
+        }
     }
 
     /// All passages, ordinal order.

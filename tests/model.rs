@@ -195,3 +195,54 @@ fn overlapping_embedding_calls_give_the_same_vectors() {
         }
     }
 }
+
+#[test]
+#[cfg_attr(debug_assertions, ignore = "real model: run with cargo test --release")]
+fn batched_concurrent_queries_get_the_vectors_they_would_get_alone() {
+    use wenda::embed::{Encoder, QueryBatcher};
+    let profile = ModelProfile::default();
+    let models = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models");
+    let files = ensure_model(&profile, &models, &FetchOptions::default(), &NoProgress)
+        .expect("model available");
+    let embedder =
+        Arc::new(Embedder::load(&files, &profile, DeviceChoice::Cpu.into()).expect("model loads"));
+    let questions = [
+        "政务大模型由哪些企业建设？",
+        "What is MaaS?",
+        "医疗大模型的落地难点",
+        "百丽时尚有多少家直营门店？",
+        "大模型如何帮助银行做风险控制？这是一个比较长的问题，用来让批里的序列长度各不相同。",
+    ];
+    let alone: Vec<Vec<f32>> = questions
+        .iter()
+        .map(|q| embedder.embed_query(q).unwrap())
+        .collect();
+    // One call with all of them (sequences of different lengths packed together).
+    let together = embedder.embed_queries(&questions).unwrap();
+    let batcher = QueryBatcher::new(embedder.clone()).unwrap();
+    // Eight clients at once: their queries queue while the model is busy and share batches.
+    let concurrent: Vec<Vec<(usize, Vec<f32>)>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|t| {
+                let batcher = &batcher;
+                s.spawn(move || {
+                    (0..10)
+                        .map(|i| {
+                            let q = (t + i) % questions.len();
+                            (q, batcher.encode_query(questions[q]).unwrap())
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let cosine = |a: &[f32], b: &[f32]| -> f32 { a.iter().zip(b).map(|(x, y)| x * y).sum() };
+    for (i, v) in together.iter().enumerate() {
+        assert!(cosine(v, &alone[i]) > 0.9999, "question {i} in one call");
+    }
+    for (q, v) in concurrent.iter().flatten() {
+        assert!(cosine(v, &alone[*q]) > 0.9999, "question {q} batched");
+    }
+    assert_eq!(batcher.model_id(), embedder.model_id());
+}

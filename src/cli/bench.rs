@@ -10,7 +10,9 @@ use wenda::corpus::Corpus;
 use wenda::embed::Embedder;
 use wenda::index;
 use wenda::progress::NoProgress;
-use wenda::retrieve::{Engine, EngineConfig, Fusion, Mode, RebuildPolicy, SearchRequest};
+use wenda::retrieve::{
+    Engine, EngineConfig, Fusion, Mode, QUERY_CACHE_ENTRIES, RebuildPolicy, SearchRequest,
+};
 
 /// Repetitions of each benchmark question per mode, so percentiles rest on
 /// a few hundred searches.
@@ -135,6 +137,7 @@ pub fn run(
         index_dir: dir.path().to_path_buf(),
         rebuild: RebuildPolicy::Never,
         fusion: Fusion::default(),
+        query_cache_entries: QUERY_CACHE_ENTRIES,
     };
     let engine = Engine::open(&config, &fresh, Some(embedder), &NoProgress)?;
     let mut search = Vec::new();

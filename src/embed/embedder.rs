@@ -333,6 +333,17 @@ impl Embedder {
         })
     }
 
+    /// Embeds several queries in one call (query prefix added), as [`Embedder::embed_query`]
+    /// does one; the vectors are in input order. Used by [`super::QueryBatcher`].
+    pub fn embed_queries(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let mut windows = Vec::with_capacity(texts.len());
+        for (i, text) in texts.iter().enumerate() {
+            let ids = self.query_ids(text)?;
+            self.windows(i, &ids, &mut windows);
+        }
+        self.run(windows, texts.len())
+    }
+
     /// Embeds passages (passage prefix added), batching texts of similar length; the vectors
     /// are L2-normalized and in input order.
     pub fn embed_passages(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {

@@ -14,6 +14,11 @@ pub trait Encoder: Send + Sync {
     fn dim(&self) -> usize;
     /// The query's vector.
     fn encode_query(&self, query: &str) -> Result<Vec<f32>>;
+    /// Several queries' vectors in input order; models that can share one forward pass
+    /// among them override this (see [`super::QueryBatcher`]).
+    fn encode_queries(&self, queries: &[&str]) -> Result<Vec<Vec<f32>>> {
+        queries.iter().map(|q| self.encode_query(q)).collect()
+    }
     /// The passages' vectors in input order, reporting progress in passages done.
     fn encode_passages(&self, texts: &[&str], progress: &dyn Progress) -> Result<Vec<Vec<f32>>>;
 }
@@ -33,6 +38,10 @@ impl Encoder for Embedder {
 
     fn encode_query(&self, query: &str) -> Result<Vec<f32>> {
         Ok(self.embed_query(query)?)
+    }
+
+    fn encode_queries(&self, queries: &[&str]) -> Result<Vec<Vec<f32>>> {
+        Ok(self.embed_queries(queries)?)
     }
 
     fn encode_passages(&self, texts: &[&str], progress: &dyn Progress) -> Result<Vec<Vec<f32>>> {

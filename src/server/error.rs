@@ -77,6 +77,7 @@ impl From<Error> for ApiError {
                 ApiError::new(StatusCode::BAD_REQUEST, code, message)
             }
             Error::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, m),
+            Error::Overloaded(_) => ApiError::busy(),
             Error::IndexUnusable { .. } => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 ErrorCode::IndexUnusable,
@@ -153,5 +154,21 @@ impl From<QueryRejection> for ApiError {
             ErrorCode::InvalidParameters,
             format!("bad query parameters: {}", in_words(&r.body_text())),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_query_queue_is_503_with_retry_after() {
+        let response = ApiError::from(Error::Overloaded("64 questions are waiting".into()))
+            .into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            response.headers()[axum::http::header::RETRY_AFTER],
+            super::super::RETRY_AFTER_SECONDS.to_string().as_str()
+        );
     }
 }

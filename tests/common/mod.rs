@@ -31,6 +31,7 @@ pub fn engine(index_dir: PathBuf, encoder: Option<Arc<dyn Encoder>>) -> Engine {
         index_dir,
         rebuild: RebuildPolicy::IfNeeded,
         fusion: Fusion::default(),
+        query_cache_entries: wenda::retrieve::QUERY_CACHE_ENTRIES,
     };
     Engine::open(&config, &corpus(), encoder, &NoProgress).expect("engine opens")
 }
