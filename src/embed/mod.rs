@@ -7,6 +7,7 @@
 //! (see [`e5s1`]).
 
 pub mod acquire;
+pub mod cache;
 pub mod e5s1;
 pub mod embedder;
 pub mod encoder;
@@ -16,6 +17,7 @@ pub mod profile;
 use std::path::PathBuf;
 
 pub use acquire::{FetchOptions, ModelFiles, ensure_model};
+pub use cache::VectorCache;
 pub use embedder::{CpuEngine, DeviceChoice, Embedder, LoadOptions};
 pub use encoder::Encoder;
 pub use profile::{ModelProfile, Pooling};
