@@ -236,3 +236,57 @@ impl Encoder for BigramEncoder {
         Ok(texts.iter().map(|t| Self::vector(t)).collect())
     }
 }
+
+/// The crate's PDF fixture folder (tests/fixtures/pdf).
+pub fn pdf_fixture_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pdf")
+}
+
+/// The sentences the PDF fixture must yield (tests/fixtures/pdf/sentences.txt).
+pub fn fixture_sentences() -> Vec<String> {
+    std::fs::read_to_string(pdf_fixture_dir().join("sentences.txt"))
+        .unwrap()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_string)
+        .collect()
+}
+
+/// A new report as Markdown text, made of the fixture's sentences: a title line, a
+/// heading and one sentence a paragraph (no report of the corpus has any of them).
+pub fn new_report_markdown() -> String {
+    let mut text = String::from("2025年中国大模型行业观察（测试样本）\n\n# 一、主要发现\n\n");
+    for s in fixture_sentences() {
+        text.push_str(&s);
+        text.push_str("\n\n");
+    }
+    text
+}
+
+/// A copy of the crate's corpus in a temporary folder, with an empty index folder beside
+/// it: (the temporary folder, corpus folder, index folder).
+pub fn scratch_collection() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = dir.path().join("corpus");
+    std::fs::create_dir_all(&corpus).unwrap();
+    for entry in std::fs::read_dir(corpus_dir()).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".txt") || name == "catalog.toml" {
+            std::fs::copy(entry.path(), corpus.join(&name)).unwrap();
+        }
+    }
+    let index = dir.path().join("index");
+    (dir, corpus, index)
+}
+
+/// The files of a folder, sorted (for before/after comparisons).
+pub fn listing(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
