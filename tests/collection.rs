@@ -350,3 +350,32 @@ fn a_change_running_elsewhere_makes_another_wait_its_turn() {
     drop(lock);
     collection::add_report(&cfg, &markdown_report(), None, &NoProgress).unwrap();
 }
+
+#[test]
+#[cfg_attr(not(shared_data), ignore = "needs ../shared beside the checkout")]
+fn eval_figures_are_the_same_after_adding_and_removing_a_report() {
+    use wenda::eval::{load_questions, run};
+    let dev = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/eval/dev.jsonl");
+    let questions = load_questions(&dev).unwrap();
+    let (_dir, corpus, index) = scratch_collection();
+    let encoder: Arc<dyn Encoder> = Arc::new(BigramEncoder);
+    let collection = Collection::open(config(&corpus, &index), Some(encoder), &NoProgress).unwrap();
+    let table = |c: &Collection| {
+        let engine = c.current().engine.clone();
+        run::evaluate_questions(
+            &engine,
+            "dev.jsonl",
+            &questions,
+            &Mode::ALL,
+            &[Fusion::default()],
+            &NoProgress,
+        )
+        .unwrap()
+        .report
+        .to_table()
+    };
+    let before = table(&collection);
+    let added = collection.add(&markdown_report(), &NoProgress).unwrap();
+    collection.remove(&added.source, &NoProgress).unwrap();
+    assert_eq!(table(&collection), before);
+}
