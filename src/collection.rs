@@ -228,7 +228,8 @@ fn title_line(text: &str) -> Option<String> {
         .filter(|l| !l.is_empty())
         .take(20)
         .find(|l| {
-            l.chars().count() <= TITLE_LINE_MAX_CHARS && lines.iter().filter(|m| m == l).count() == 1
+            l.chars().count() <= TITLE_LINE_MAX_CHARS
+                && lines.iter().filter(|m| m == l).count() == 1
         })
         .map(|l| l.to_string())
 }
@@ -525,7 +526,9 @@ pub fn remove_report(
     let catalog_text =
         std::fs::read_to_string(&catalog_path).map_err(|e| Error::io(&catalog_path, e))?;
     let new_catalog = Catalog::without_report(&catalog_text, source)?.ok_or_else(|| {
-        Error::Corpus(format!("{CATALOG_FILE} has no entry to remove for {source}"))
+        Error::Corpus(format!(
+            "{CATALOG_FILE} has no entry to remove for {source}"
+        ))
     })?;
     let next = corpus.changed(&new_catalog, None)?;
     let staged = index::stage(
@@ -839,7 +842,10 @@ mod tests {
         let catalog = std::fs::read(config.corpus_dir.join(CATALOG_FILE)).unwrap();
         let (_, before) = serving(&config).unwrap();
         killed_addition(&config, false);
-        assert_eq!(std::fs::read(config.corpus_dir.join(CATALOG_FILE)).unwrap(), catalog);
+        assert_eq!(
+            std::fs::read(config.corpus_dir.join(CATALOG_FILE)).unwrap(),
+            catalog
+        );
         let (corpus, engine) = serving(&config).unwrap();
         assert_eq!(corpus.catalog.reports.len(), 2);
         assert_eq!(engine.manifest(), before.manifest());
@@ -847,12 +853,24 @@ mod tests {
         // The next change clears what the killed one left.
         remove_report(&config, "b.txt", None, &NoProgress).unwrap();
         assert!(!config.corpus_dir.join(pending_name("c.txt")).exists());
-        assert!(!config.engine.index_dir.join(index::NEXT_MANIFEST_FILE).exists());
+        assert!(
+            !config
+                .engine
+                .index_dir
+                .join(index::NEXT_MANIFEST_FILE)
+                .exists()
+        );
         let (_, engine) = serving(&config).unwrap();
         assert_eq!(sources(&engine), ["a.txt"]);
         let data_dirs = std::fs::read_dir(&config.engine.index_dir)
             .unwrap()
-            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("data-"))
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("data-")
+            })
             .count();
         assert_eq!(data_dirs, 1);
     }
@@ -868,7 +886,10 @@ mod tests {
         assert_eq!(sources(&engine), ["a.txt", "b.txt", "c.txt"]);
         // The next change completes it.
         remove_report(&config, "a.txt", None, &NoProgress).unwrap();
-        assert_eq!(std::fs::read_to_string(config.corpus_dir.join("c.txt")).unwrap(), C);
+        assert_eq!(
+            std::fs::read_to_string(config.corpus_dir.join("c.txt")).unwrap(),
+            C
+        );
         assert!(!config.corpus_dir.join(pending_name("c.txt")).exists());
         let (_, engine) = serving(&config).unwrap();
         assert_eq!(sources(&engine), ["b.txt", "c.txt"]);
@@ -905,7 +926,10 @@ mod tests {
     #[test]
     fn the_title_is_the_first_short_line_that_is_not_a_running_header() {
         let text = "研究院｜行业观察\n\n2025年中国大模型行业观察\n正文\n第1页\n研究院｜行业观察\n";
-        assert_eq!(title_line(text).as_deref(), Some("2025年中国大模型行业观察"));
+        assert_eq!(
+            title_line(text).as_deref(),
+            Some("2025年中国大模型行业观察")
+        );
         assert_eq!(title_line(&"长".repeat(80)), None);
     }
 
@@ -954,7 +978,10 @@ mod tests {
         );
         for hostile in ["../../etc/passwd", "..", ".hidden", "a/b\\c", "\u{0}"] {
             let name = stored_name(&prepared(hostile, Some(hostile)), &sha, &free);
-            assert!(is_plain_file_name(&name) && name.ends_with(".txt"), "{name}");
+            assert!(
+                is_plain_file_name(&name) && name.ends_with(".txt"),
+                "{name}"
+            );
             assert!(!name.contains(".."), "{name}");
         }
     }

@@ -37,9 +37,9 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::ANALYZER_VERSION;
+use crate::atomic_file::rename_durable;
 use crate::atomic_file::write_atomic;
 use crate::corpus::{Passage, chunker_settings};
-use crate::atomic_file::rename_durable;
 use crate::dense::{DenseIndex, write_vectors};
 use crate::embed::{Encoder, VectorCache};
 use crate::error::{Error, IndexProblem, Result};
@@ -141,7 +141,10 @@ fn settle_locked(root: &Path, expected: &Expectation) -> Result<()> {
     if check_file(root, MANIFEST_FILE, expected).is_err()
         && check_file(root, NEXT_MANIFEST_FILE, expected).is_ok()
     {
-        tracing::info!("completing an interrupted change of the index at {}", root.display());
+        tracing::info!(
+            "completing an interrupted change of the index at {}",
+            root.display()
+        );
         return rename_durable(&next, &root.join(MANIFEST_FILE))
             .map_err(|e| Error::io(e.path, e.source));
     }
@@ -459,7 +462,11 @@ fn build_data(
     tracing::info!(
         "embedding {} new passages ({} of {} from the vector cache)",
         missing.len(),
-        passages.len() - passages.iter().filter(|p| seen.contains(p.text.as_str())).count(),
+        passages.len()
+            - passages
+                .iter()
+                .filter(|p| seen.contains(p.text.as_str()))
+                .count(),
         passages.len()
     );
     progress.stage("passage vectors", missing.len() as u64);

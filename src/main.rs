@@ -113,7 +113,12 @@ enum ModelsCommand {
 #[derive(Args, Clone)]
 struct ExtractArgs {
     /// The pdftotext program (poppler-utils) that reads PDFs.
-    #[arg(long, env = "WENDA_PDFTOTEXT", default_value = "pdftotext", value_name = "PATH")]
+    #[arg(
+        long,
+        env = "WENDA_PDFTOTEXT",
+        default_value = "pdftotext",
+        value_name = "PATH"
+    )]
     pdftotext: PathBuf,
 }
 
@@ -309,7 +314,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::List(args) => cmd_list(&cli.paths, args),
         Command::Bench(args) if args.add.is_some() => {
             let embedder = load_embedder(&cli.paths, &bars)?;
-            let config = collection_config(&cli.paths, RebuildPolicy::IfNeeded, args.extract.options());
+            let config =
+                collection_config(&cli.paths, RebuildPolicy::IfNeeded, args.extract.options());
             let file = args.add.as_deref().unwrap_or(std::path::Path::new(""));
             let report = cli::bench::run_add(&config, file, embedder, args.rounds, &bars)?;
             if args.json {
@@ -427,8 +433,8 @@ fn collection_config(
 }
 
 fn cmd_add(paths: &Paths, args: AddArgs, bars: &dyn Progress) -> Result<()> {
-    let bytes = std::fs::read(&args.file)
-        .with_context(|| format!("reading {}", args.file.display()))?;
+    let bytes =
+        std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
     let file_name = args
         .file
         .file_name()
@@ -450,7 +456,11 @@ fn cmd_add(paths: &Paths, args: AddArgs, bars: &dyn Progress) -> Result<()> {
         "added {} \"{}\" ({}, {}): {} passages, {} embedded, in {:.1} s; collection version {}",
         added.source,
         added.title,
-        if added.publisher.is_empty() { "publisher not given" } else { added.publisher.as_str() },
+        if added.publisher.is_empty() {
+            "publisher not given"
+        } else {
+            added.publisher.as_str()
+        },
         added.year,
         added.passages,
         added.embedded,
@@ -521,9 +531,9 @@ fn cmd_serve(paths: &Paths, args: ServeArgs, bars: &dyn Progress) -> Result<()> 
     }
     let admin_token = args.admin_token.filter(|t| !t.trim().is_empty());
     match &admin_token {
-        Some(_) => tracing::info!(
-            "administrators may add and remove reports (POST/DELETE /api/documents)"
-        ),
+        Some(_) => {
+            tracing::info!("administrators may add and remove reports (POST/DELETE /api/documents)")
+        }
         None => tracing::info!(
             "adding and removing reports through the API is off (set WENDA_ADMIN_TOKEN to allow it)"
         ),

@@ -273,7 +273,10 @@ fn reports_go_in_and_out_through_the_cli() {
         .iter()
         .find(|r| r["source"] == "market-watch-2025.txt")
         .unwrap_or_else(|| panic!("{list}"));
-    assert_eq!((entry["year"].as_u64(), entry["publisher"].as_str()), (Some(2025), Some("问答测试研究院")));
+    assert_eq!(
+        (entry["year"].as_u64(), entry["publisher"].as_str()),
+        (Some(2025), Some("问答测试研究院"))
+    );
     assert!(entry["passages"].as_u64().unwrap() > 0);
     assert!(run(&["list"]).contains("6 reports"));
     // Searchable right away, without a rebuild.
@@ -288,34 +291,70 @@ fn reports_go_in_and_out_through_the_cli() {
         "1",
     ]);
     let found: serde_json::Value = serde_json::from_str(&found).unwrap();
-    assert_eq!(found["results"][0]["citation"]["source"], "market-watch-2025.txt");
+    assert_eq!(
+        found["results"][0]["citation"]["source"],
+        "market-watch-2025.txt"
+    );
 
     let removed = run(&["remove", "market-watch-2025.txt", "--lexical-only"]);
-    assert!(removed.contains("removed market-watch-2025.txt"), "{removed}");
+    assert!(
+        removed.contains("removed market-watch-2025.txt"),
+        "{removed}"
+    );
     assert!(run(&["list"]).contains("5 reports"));
     assert_eq!(std::fs::read(corpus.join("catalog.toml")).unwrap(), catalog);
     let out = wenda_in(
         &corpus,
         &index,
-        &["search", "信贷审批", "--mode", "bm25", "--no-build", "--source", "market-watch-2025.txt"],
+        &[
+            "search",
+            "信贷审批",
+            "--mode",
+            "bm25",
+            "--no-build",
+            "--source",
+            "market-watch-2025.txt",
+        ],
     );
     assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("no report named"), "{}", text(&out.stderr));
-    let out = wenda_in(&corpus, &index, &["remove", "market-watch-2025.txt", "--lexical-only"]);
+    assert!(
+        text(&out.stderr).contains("no report named"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = wenda_in(
+        &corpus,
+        &index,
+        &["remove", "market-watch-2025.txt", "--lexical-only"],
+    );
     assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("no report named"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("no report named"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
-#[cfg_attr(not(has_pdftotext), ignore = "needs pdftotext (apt-get install poppler-utils)")]
+#[cfg_attr(
+    not(has_pdftotext),
+    ignore = "needs pdftotext (apt-get install poppler-utils)"
+)]
 fn the_pdf_fixture_yields_every_sentence_it_must() {
     let (_dir, corpus, index) = common::scratch_collection();
     let pdf = common::pdf_fixture_dir().join("zh-report.pdf");
-    let out = wenda_in(&corpus, &index, &["add", pdf.to_str().unwrap(), "--lexical-only"]);
+    let out = wenda_in(
+        &corpus,
+        &index,
+        &["add", pdf.to_str().unwrap(), "--lexical-only"],
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(stdout.contains("added zh-report.txt"), "{stdout}");
-    assert!(stdout.contains("2025年中国大模型行业观察（测试样本）"), "{stdout}");
+    assert!(
+        stdout.contains("2025年中国大模型行业观察（测试样本）"),
+        "{stdout}"
+    );
     // Stored as text a person can open, and every sentence whole in one passage.
     let stored = std::fs::read_to_string(corpus.join("zh-report.txt")).unwrap();
     assert!(!stored.contains('\u{fffd}'), "{stored}");
@@ -349,27 +388,57 @@ fn a_missing_pdftotext_or_a_disguised_file_is_refused_and_text_still_works() {
     let catalog = std::fs::read(corpus.join("catalog.toml")).unwrap();
     let pdf = common::pdf_fixture_dir().join("zh-report.pdf");
     let missing = ["--pdftotext", "/nonexistent/pdftotext", "--lexical-only"];
-    let out = wenda_in(&corpus, &index, &[&["add", pdf.to_str().unwrap()][..], &missing[..]].concat());
+    let out = wenda_in(
+        &corpus,
+        &index,
+        &[&["add", pdf.to_str().unwrap()][..], &missing[..]].concat(),
+    );
     assert!(!out.status.success());
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("pdftotext") && stderr.contains("poppler-utils"), "{stderr}");
-    assert!(stderr.contains(".txt and .md files need nothing"), "{stderr}");
+    assert!(
+        stderr.contains("pdftotext") && stderr.contains("poppler-utils"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(".txt and .md files need nothing"),
+        "{stderr}"
+    );
 
     let fake = dir.path().join("fake.pdf");
     std::fs::write(&fake, common::new_report_markdown()).unwrap();
-    let out = wenda_in(&corpus, &index, &[&["add", fake.to_str().unwrap()][..], &missing[..]].concat());
+    let out = wenda_in(
+        &corpus,
+        &index,
+        &[&["add", fake.to_str().unwrap()][..], &missing[..]].concat(),
+    );
     assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("its content is text, not a PDF"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("its content is text, not a PDF"),
+        "{}",
+        text(&out.stderr)
+    );
     let binary = dir.path().join("data.txt");
     std::fs::write(&binary, [0u8, 159, 146, 150, 0, 1, 2]).unwrap();
-    let out = wenda_in(&corpus, &index, &[&["add", binary.to_str().unwrap()][..], &missing[..]].concat());
+    let out = wenda_in(
+        &corpus,
+        &index,
+        &[&["add", binary.to_str().unwrap()][..], &missing[..]].concat(),
+    );
     assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("neither a PDF nor UTF-8 text"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("neither a PDF nor UTF-8 text"),
+        "{}",
+        text(&out.stderr)
+    );
     assert_eq!(std::fs::read(corpus.join("catalog.toml")).unwrap(), catalog);
 
     let md = dir.path().join("watch.md");
     std::fs::write(&md, common::new_report_markdown()).unwrap();
-    let out = wenda_in(&corpus, &index, &[&["add", md.to_str().unwrap()][..], &missing[..]].concat());
+    let out = wenda_in(
+        &corpus,
+        &index,
+        &[&["add", md.to_str().unwrap()][..], &missing[..]].concat(),
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
 
@@ -377,7 +446,11 @@ fn a_missing_pdftotext_or_a_disguised_file_is_refused_and_text_still_works() {
 fn a_kill_during_add_leaves_the_old_index_serving_and_the_catalog_whole() {
     use std::io::BufRead;
     let (dir, corpus, index) = common::scratch_collection();
-    assert!(wenda_in(&corpus, &index, &["index", "--lexical-only"]).status.success());
+    assert!(
+        wenda_in(&corpus, &index, &["index", "--lexical-only"])
+            .status
+            .success()
+    );
     let catalog = std::fs::read(corpus.join("catalog.toml")).unwrap();
     let files = common::listing(&corpus);
     let server = common::LiveServer::start(&corpus, &index, &["--lexical-only"], &[]);
@@ -416,7 +489,10 @@ fn a_kill_during_add_leaves_the_old_index_serving_and_the_catalog_whole() {
         }
     }
     let status = add.wait().unwrap();
-    assert!(!status.success(), "the add finished before the kill: {seen:#?}");
+    assert!(
+        !status.success(),
+        "the add finished before the kill: {seen:#?}"
+    );
 
     // Nothing half added: the catalog and the folder are as they were (a pending file
     // may lie there, hidden; the next change removes it).
@@ -431,13 +507,25 @@ fn a_kill_during_add_leaves_the_old_index_serving_and_the_catalog_whole() {
     assert_eq!(status, 200);
     assert_eq!(after["version"], health["version"]);
     assert_eq!(server.get_json("/api/search?q=AIGC&mode=bm25").0, 200);
-    let out = wenda_in(&corpus, &index, &["search", "AIGC", "--mode", "bm25", "--no-build"]);
+    let out = wenda_in(
+        &corpus,
+        &index,
+        &["search", "AIGC", "--mode", "bm25", "--no-build"],
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
 
     // The next add completes and cleans up after the killed one.
-    let out = wenda_in(&corpus, &index, &["add", big.to_str().unwrap(), "--lexical-only"]);
+    let out = wenda_in(
+        &corpus,
+        &index,
+        &["add", big.to_str().unwrap(), "--lexical-only"],
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(!common::listing(&corpus).iter().any(|f| f.ends_with(".pending")));
+    assert!(
+        !common::listing(&corpus)
+            .iter()
+            .any(|f| f.ends_with(".pending"))
+    );
     let data_dirs = common::listing(&index)
         .into_iter()
         .filter(|f| f.starts_with("data-"))
@@ -450,7 +538,10 @@ fn a_kill_during_add_leaves_the_old_index_serving_and_the_catalog_whole() {
         if h["reports"] == 6 {
             break;
         }
-        assert!(started.elapsed().as_secs() < 30, "the server still serves {h}");
+        assert!(
+            started.elapsed().as_secs() < 30,
+            "the server still serves {h}"
+        );
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
 }

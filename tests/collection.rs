@@ -88,23 +88,38 @@ fn adding_a_report_embeds_only_its_passages_and_removing_it_restores_everything(
     let before = collection.current();
     let version_before = before.version().to_string();
     let passages_before = before.engine.passages().len();
-    assert_eq!(encoder.take(), passages_before, "the first build embeds all");
+    assert_eq!(
+        encoder.take(),
+        passages_before,
+        "the first build embeds all"
+    );
 
     let added = collection.add(&markdown_report(), &NoProgress).unwrap();
     assert_eq!(added.title, "2025年中国大模型行业观察（测试样本）");
-    assert_eq!((added.publisher.as_str(), added.year), ("问答测试研究院", 2025));
+    assert_eq!(
+        (added.publisher.as_str(), added.year),
+        ("问答测试研究院", 2025)
+    );
     assert!(added.source.starts_with("report-") && added.source.ends_with(".txt"));
     assert!(added.passages > 0);
     assert_eq!(added.embedded, added.passages);
-    assert_eq!(encoder.take(), added.passages, "only the new passages are embedded");
+    assert_eq!(
+        encoder.take(),
+        added.passages,
+        "only the new passages are embedded"
+    );
 
     // Searchable and citable at once, in every mode.
     let now = collection.current();
     assert_eq!(now.version(), added.version);
     assert_ne!(now.version(), version_before);
-    assert_eq!(now.engine.passages().len(), passages_before + added.passages);
+    assert_eq!(
+        now.engine.passages().len(),
+        passages_before + added.passages
+    );
     for mode in Mode::ALL {
-        let mut request = SearchRequest::new("某国有银行借助大模型把信贷审批材料的平均处理时长缩短");
+        let mut request =
+            SearchRequest::new("某国有银行借助大模型把信贷审批材料的平均处理时长缩短");
         request.mode = Some(mode);
         // Top in BM25 and hybrid; the bigram stand-in ranks it lower by meaning alone.
         let response = now.engine.search(&request).unwrap();
@@ -113,14 +128,20 @@ fn adding_a_report_embeds_only_its_passages_and_removing_it_restores_everything(
             .iter()
             .find(|h| h.citation.source == added.source)
             .unwrap_or_else(|| panic!("{mode}: not found"));
-        assert!(mode == Mode::Dense || hit.rank == 1, "{mode}: rank {}", hit.rank);
+        assert!(
+            mode == Mode::Dense || hit.rank == 1,
+            "{mode}: rank {}",
+            hit.rank
+        );
         let c = &hit.citation;
         let span = now
             .documents
             .span(&c.source, c.char_start, Some(c.char_end))
             .unwrap();
         assert!(
-            span.text.replace('\n', "").contains("信贷审批材料的平均处理时长从3天缩短到4小时"),
+            span.text
+                .replace('\n', "")
+                .contains("信贷审批材料的平均处理时长从3天缩短到4小时"),
             "{}",
             span.text
         );
@@ -230,22 +251,31 @@ fn a_failed_addition_changes_nothing() {
     let corpus_files = listing(&corpus);
     let index_files = listing(&index);
 
-    let err = collection::add_report(&cfg, &markdown_report(), Some(&Failing), &NoProgress)
-        .unwrap_err();
+    let err =
+        collection::add_report(&cfg, &markdown_report(), Some(&Failing), &NoProgress).unwrap_err();
     assert!(err.to_string().contains("fell over"), "{err}");
     assert_eq!(std::fs::read(corpus.join("catalog.toml")).unwrap(), catalog);
     let mut expected = corpus_files.clone();
     expected.push(collection::CHANGE_LOCK_FILE.to_string());
     expected.sort();
-    assert_eq!(listing(&corpus), expected, "no report file, no pending file");
+    assert_eq!(
+        listing(&corpus),
+        expected,
+        "no report file, no pending file"
+    );
     assert_eq!(listing(&index), index_files, "no staged build left");
     // The old index serves the old corpus as it did.
     let never = EngineConfig {
         rebuild: RebuildPolicy::Never,
         ..cfg.engine.clone()
     };
-    let engine = Engine::open(&never, &Corpus::load(&corpus).unwrap(), Some(encoder), &NoProgress)
-        .unwrap();
+    let engine = Engine::open(
+        &never,
+        &Corpus::load(&corpus).unwrap(),
+        Some(encoder),
+        &NoProgress,
+    )
+    .unwrap();
     assert_eq!(engine.manifest(), engine_before.manifest());
 }
 
@@ -319,8 +349,8 @@ fn duplicates_bad_metadata_and_impossible_removals_are_refused() {
 
     let err = collection::remove_report(&cfg, "nope.txt", None, &NoProgress).unwrap_err();
     assert!(matches!(err, Error::NotFound(_)), "{err}");
-    let err = collection::remove_report(&cfg, "../corpus/catalog.toml", None, &NoProgress)
-        .unwrap_err();
+    let err =
+        collection::remove_report(&cfg, "../corpus/catalog.toml", None, &NoProgress).unwrap_err();
     assert!(matches!(err, Error::NotFound(_)), "{err}");
     // Down to one report, which stays.
     let sources: Vec<String> = Corpus::load(&corpus)
@@ -336,7 +366,13 @@ fn duplicates_bad_metadata_and_impossible_removals_are_refused() {
     }
     let err = collection::remove_report(&cfg, &added.source, None, &NoProgress).unwrap_err();
     assert_eq!(code_of(err), ErrorCode::LastDocument);
-    assert_eq!(listing(&corpus).iter().filter(|f| f.ends_with(".txt")).count(), 1);
+    assert_eq!(
+        listing(&corpus)
+            .iter()
+            .filter(|f| f.ends_with(".txt"))
+            .count(),
+        1
+    );
 }
 
 #[test]

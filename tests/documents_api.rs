@@ -51,7 +51,10 @@ fn finished(server: &LiveServer, job: &Value) -> Value {
 }
 
 fn start(corpus: &std::path::Path, index: &std::path::Path, token: Option<&str>) -> LiveServer {
-    let env: Vec<(&str, &str)> = token.map(|t| ("WENDA_ADMIN_TOKEN", t)).into_iter().collect();
+    let env: Vec<(&str, &str)> = token
+        .map(|t| ("WENDA_ADMIN_TOKEN", t))
+        .into_iter()
+        .collect();
     LiveServer::start(corpus, index, &["--lexical-only"], &env)
 }
 
@@ -100,7 +103,10 @@ fn a_report_goes_in_and_out_through_the_api_of_a_live_server() {
     ));
     assert_eq!(status, 200, "{span}");
     assert!(
-        span["text"].as_str().unwrap().contains("某国有银行借助大模型"),
+        span["text"]
+            .as_str()
+            .unwrap()
+            .contains("某国有银行借助大模型"),
         "{span}"
     );
     let (_, documents) = server.get_json("/api/documents");
@@ -114,7 +120,10 @@ fn a_report_goes_in_and_out_through_the_api_of_a_live_server() {
 
     // The same file again is a duplicate.
     let (status, reply) = upload(&server, &[("file", Some("again.md"), text.as_bytes())]);
-    assert_eq!((status, reply["code"].as_str()), (409, Some("duplicate_document")));
+    assert_eq!(
+        (status, reply["code"].as_str()),
+        (409, Some("duplicate_document"))
+    );
 
     // Out again: every passage and citation of it goes.
     let auth = bearer(TOKEN);
@@ -133,7 +142,10 @@ fn a_report_goes_in_and_out_through_the_api_of_a_live_server() {
     let (status, reply) = server.get_json(&format!(
         "/api/search?q=%E4%BF%A1%E8%B4%B7&mode=bm25&source={source}"
     ));
-    assert_eq!((status, reply["code"].as_str()), (400, Some("unknown_source")));
+    assert_eq!(
+        (status, reply["code"].as_str()),
+        (400, Some("unknown_source"))
+    );
     let (status, _) = server.get_json(&format!("/api/documents/{source}?start=0&end=5"));
     assert_eq!(status, 404);
     let (_, found) = server.get_json(
@@ -151,26 +163,34 @@ fn a_report_goes_in_and_out_through_the_api_of_a_live_server() {
 }
 
 #[test]
-#[cfg_attr(not(has_pdftotext), ignore = "needs pdftotext (apt-get install poppler-utils)")]
+#[cfg_attr(
+    not(has_pdftotext),
+    ignore = "needs pdftotext (apt-get install poppler-utils)"
+)]
 fn a_pdf_uploaded_through_the_api_is_searchable() {
     let (_dir, corpus, index) = scratch_collection();
     let server = start(&corpus, &index, Some(TOKEN));
     let pdf = std::fs::read(common::pdf_fixture_dir().join("zh-report.pdf")).unwrap();
     let (status, job) = upload(
         &server,
-        &[("file", Some("zh-report.pdf"), &pdf), ("publisher", None, "问答测试研究院".as_bytes())],
+        &[
+            ("file", Some("zh-report.pdf"), &pdf),
+            ("publisher", None, "问答测试研究院".as_bytes()),
+        ],
     );
     assert_eq!(status, 202, "{job}");
     let done = finished(&server, &job);
     assert_eq!(done["state"], "succeeded", "{done}");
     assert_eq!(done["result"]["format"], "pdf");
-    assert_eq!(done["result"]["title"], "2025年中国大模型行业观察（测试样本）");
+    assert_eq!(
+        done["result"]["title"],
+        "2025年中国大模型行业观察（测试样本）"
+    );
     let (_, found) = server.get_json(
         "/api/search?q=%E5%88%B6%E9%80%A0%E4%B8%9A%E5%B7%A5%E8%89%BA%E6%96%87%E4%BB%B6%E6%A3%80%E7%B4%A2&mode=bm25&k=1",
     );
     assert_eq!(
-        found["results"][0]["citation"]["source"],
-        done["result"]["source"],
+        found["results"][0]["citation"]["source"], done["result"]["source"],
         "{found}"
     );
 }
@@ -189,14 +209,20 @@ fn write_endpoints_need_the_admin_token_and_reads_stay_open() {
             headers.push(("Authorization", a));
         }
         let (status, _, reply) = server.request("POST", "/api/documents", &headers, form.clone());
-        assert_eq!((status, json(&reply)["code"].as_str()), (403, Some("writes_disabled")));
+        assert_eq!(
+            (status, json(&reply)["code"].as_str()),
+            (403, Some("writes_disabled"))
+        );
         let (status, _, reply) = server.request(
             "DELETE",
             "/api/documents/leadleo-2023-llm-application-report.txt",
             &headers[1..],
             Vec::new(),
         );
-        assert_eq!((status, json(&reply)["code"].as_str()), (403, Some("writes_disabled")));
+        assert_eq!(
+            (status, json(&reply)["code"].as_str()),
+            (403, Some("writes_disabled"))
+        );
     }
     assert_eq!(server.get_json("/api/documents").0, 200);
     assert_eq!(server.get_json("/api/search?q=AIGC&mode=bm25").0, 200);
@@ -224,7 +250,8 @@ fn write_endpoints_need_the_admin_token_and_reads_stay_open() {
             "{auth:?}"
         );
         assert!(
-            head.to_ascii_lowercase().contains("www-authenticate: bearer"),
+            head.to_ascii_lowercase()
+                .contains("www-authenticate: bearer"),
             "{head}"
         );
         let (status, _, _) = server.request(
@@ -255,38 +282,81 @@ fn hostile_names_and_oversized_or_disguised_uploads_get_4xx_json() {
     let zip = b"PK\x03\x04\x14\x00\x00\x00\x08\x00binary zip".to_vec();
     type Case<'a> = (Vec<(&'a str, Option<&'a str>, &'a [u8])>, u16, &'a str);
     let cases: Vec<Case> = vec![
-        (vec![("file", Some("../../etc/passwd.txt"), text.as_bytes())], 400, "bad_file_name"),
-        (vec![("file", Some("..\\\\..\\\\win.md"), text.as_bytes())], 400, "bad_file_name"),
-        (vec![("file", Some("/tmp/abs.md"), text.as_bytes())], 400, "bad_file_name"),
-        (vec![("file", Some("evil.exe"), text.as_bytes())], 415, "unsupported_format"),
-        (vec![("file", Some("report.pdf"), text.as_bytes())], 415, "unsupported_format"),
-        (vec![("file", Some("report.txt"), &pdf)], 415, "unsupported_format"),
-        (vec![("file", Some("report.pdf"), &zip)], 415, "unsupported_format"),
+        (
+            vec![("file", Some("../../etc/passwd.txt"), text.as_bytes())],
+            400,
+            "bad_file_name",
+        ),
+        (
+            vec![("file", Some("..\\\\..\\\\win.md"), text.as_bytes())],
+            400,
+            "bad_file_name",
+        ),
+        (
+            vec![("file", Some("/tmp/abs.md"), text.as_bytes())],
+            400,
+            "bad_file_name",
+        ),
+        (
+            vec![("file", Some("evil.exe"), text.as_bytes())],
+            415,
+            "unsupported_format",
+        ),
+        (
+            vec![("file", Some("report.pdf"), text.as_bytes())],
+            415,
+            "unsupported_format",
+        ),
+        (
+            vec![("file", Some("report.txt"), &pdf)],
+            415,
+            "unsupported_format",
+        ),
+        (
+            vec![("file", Some("report.pdf"), &zip)],
+            415,
+            "unsupported_format",
+        ),
         (vec![("file", None, &zip)], 415, "unsupported_format"),
         (vec![("file", Some("empty.txt"), b"")], 422, "no_text"),
         (vec![("title", None, b"only a title")], 400, "invalid_body"),
         (
-            vec![("file", Some("r.md"), text.as_bytes()), ("file", Some("s.md"), b"x")],
+            vec![
+                ("file", Some("r.md"), text.as_bytes()),
+                ("file", Some("s.md"), b"x"),
+            ],
             400,
             "invalid_body",
         ),
         (
-            vec![("file", Some("r.md"), text.as_bytes()), ("year", None, b"MMXXV")],
+            vec![
+                ("file", Some("r.md"), text.as_bytes()),
+                ("year", None, b"MMXXV"),
+            ],
             400,
             "invalid_metadata",
         ),
         (
-            vec![("file", Some("r.md"), text.as_bytes()), ("year", None, b"20250")],
+            vec![
+                ("file", Some("r.md"), text.as_bytes()),
+                ("year", None, b"20250"),
+            ],
             400,
             "invalid_metadata",
         ),
         (
-            vec![("file", Some("r.md"), text.as_bytes()), ("title", None, b"   ")],
+            vec![
+                ("file", Some("r.md"), text.as_bytes()),
+                ("title", None, b"   "),
+            ],
             400,
             "invalid_metadata",
         ),
         (
-            vec![("file", Some("r.md"), text.as_bytes()), ("path", None, b"../../x")],
+            vec![
+                ("file", Some("r.md"), text.as_bytes()),
+                ("path", None, b"../../x"),
+            ],
             400,
             "invalid_body",
         ),
@@ -299,7 +369,10 @@ fn hostile_names_and_oversized_or_disguised_uploads_get_4xx_json() {
             "{:?}: {reply}",
             parts.iter().map(|p| (p.0, p.1)).collect::<Vec<_>>()
         );
-        assert!(reply["error"].as_str().is_some_and(|e| !e.is_empty()), "{reply}");
+        assert!(
+            reply["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{reply}"
+        );
     }
 
     // Not a form at all.
@@ -307,15 +380,25 @@ fn hostile_names_and_oversized_or_disguised_uploads_get_4xx_json() {
     let (status, _, reply) = server.request(
         "POST",
         "/api/documents",
-        &[("Content-Type", "application/json"), ("Authorization", &auth)],
+        &[
+            ("Content-Type", "application/json"),
+            ("Authorization", &auth),
+        ],
         br#"{"file": "x"}"#.to_vec(),
     );
-    assert_eq!((status, json(&reply)["code"].as_str()), (415, Some("unsupported_media_type")));
+    assert_eq!(
+        (status, json(&reply)["code"].as_str()),
+        (415, Some("unsupported_media_type"))
+    );
 
     // Over the size limit (64 MiB).
     let huge = vec![b'a'; wenda::server::MAX_UPLOAD_BYTES + 1024];
     let (status, reply) = upload(&server, &[("file", Some("huge.txt"), &huge)]);
-    assert_eq!((status, reply["code"].as_str()), (413, Some("body_too_large")), "{reply}");
+    assert_eq!(
+        (status, reply["code"].as_str()),
+        (413, Some("body_too_large")),
+        "{reply}"
+    );
 
     // Hostile names in removals never reach a file.
     for path in [
@@ -326,7 +409,11 @@ fn hostile_names_and_oversized_or_disguised_uploads_get_4xx_json() {
     ] {
         let (status, _, reply) =
             server.request("DELETE", path, &[("Authorization", &auth)], Vec::new());
-        assert_eq!((status, json(&reply)["code"].as_str()), (404, Some("not_found")), "{path}");
+        assert_eq!(
+            (status, json(&reply)["code"].as_str()),
+            (404, Some("not_found")),
+            "{path}"
+        );
     }
     let (status, reply) = server.get_json("/api/jobs/0123456789abcdef");
     assert_eq!((status, reply["code"].as_str()), (404, Some("not_found")));
@@ -349,13 +436,23 @@ fn the_openapi_document_describes_the_write_endpoints() {
         ("/api/documents/{source}", "delete"),
         ("/api/jobs/{id}", "get"),
     ] {
-        assert!(spec["paths"][path][method].is_object(), "{method} {path} undocumented");
+        assert!(
+            spec["paths"][path][method].is_object(),
+            "{method} {path} undocumented"
+        );
     }
     let post = &spec["paths"]["/api/documents"]["post"];
     for status in ["202", "400", "401", "403", "409", "413", "415"] {
-        assert!(post["responses"][status].is_object(), "POST /api/documents {status}");
+        assert!(
+            post["responses"][status].is_object(),
+            "POST /api/documents {status}"
+        );
     }
-    assert_eq!(spec["components"]["securitySchemes"]["adminToken"]["scheme"], "bearer");
-    let health = &spec["paths"]["/healthz"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]["properties"];
+    assert_eq!(
+        spec["components"]["securitySchemes"]["adminToken"]["scheme"],
+        "bearer"
+    );
+    let health = &spec["paths"]["/healthz"]["get"]["responses"]["200"]["content"]["application/json"]
+        ["schema"]["properties"];
     assert!(health["version"].is_object());
 }

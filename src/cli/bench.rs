@@ -364,10 +364,7 @@ pub fn print_add(r: &AddBenchReport) {
         "report {}: {} passages; collection before: {} passages (best of {} rounds)",
         r.file, r.report_passages, r.collection_passages, r.rounds
     );
-    println!(
-        "embedding its passages alone: {:.2} s",
-        r.embed_seconds
-    );
+    println!("embedding its passages alone: {:.2} s", r.embed_seconds);
     println!(
         "adding it (extraction, catalog, BM25 over all, {} passages embedded, commit): {:.2} s = {:.2} × embedding alone",
         r.add_embedded, r.add_seconds, r.ratio

@@ -162,7 +162,11 @@ impl Catalog {
             }
             Some(item) => item
                 .as_array_of_tables_mut()
-                .ok_or_else(|| Error::Corpus(format!("{CATALOG_FILE}: `report` is not a list of [[report]] tables")))?
+                .ok_or_else(|| {
+                    Error::Corpus(format!(
+                        "{CATALOG_FILE}: `report` is not a list of [[report]] tables"
+                    ))
+                })?
                 .push(table),
         }
         Ok(doc.to_string())
@@ -172,7 +176,9 @@ impl Catalog {
     /// or `None` when no entry names it.
     pub fn without_report(text: &str, file: &str) -> Result<Option<String>> {
         let mut doc = edit_document(text)?;
-        let Some(reports) = doc.get_mut("report").and_then(|r| r.as_array_of_tables_mut())
+        let Some(reports) = doc
+            .get_mut("report")
+            .and_then(|r| r.as_array_of_tables_mut())
         else {
             return Ok(None);
         };

@@ -125,7 +125,9 @@ fn declared_format(name: &str) -> Result<Format> {
         "txt" | "md" => Ok(Format::Text),
         _ => Err(refuse(
             ErrorCode::UnsupportedFormat,
-            format!("{name:?} is not a .pdf, .txt or .md file; those are the formats a report can be added from"),
+            format!(
+                "{name:?} is not a .pdf, .txt or .md file; those are the formats a report can be added from"
+            ),
         )),
     }
 }
@@ -179,9 +181,8 @@ fn has_binary_controls(bytes: &[u8]) -> bool {
 /// [`normalize`]d and checked ([`check_text`]).
 pub fn extract_text(bytes: &[u8], format: Format, options: &ExtractOptions) -> Result<String> {
     let raw = match format {
-        Format::Text => String::from_utf8(bytes.to_vec()).map_err(|_| {
-            refuse(ErrorCode::UnsupportedFormat, "the text is not valid UTF-8")
-        })?,
+        Format::Text => String::from_utf8(bytes.to_vec())
+            .map_err(|_| refuse(ErrorCode::UnsupportedFormat, "the text is not valid UTF-8"))?,
         Format::Pdf => pdftotext(bytes, options)?,
     };
     let text = normalize(&raw);
@@ -340,14 +341,35 @@ mod tests {
         assert_eq!(detect(text, Some("a.md")).unwrap(), Format::Text);
         assert_eq!(detect(text, None).unwrap(), Format::Text);
         // Disguised files.
-        assert_eq!(code(detect(text, Some("a.pdf"))), ErrorCode::UnsupportedFormat);
-        assert_eq!(code(detect(pdf, Some("a.txt"))), ErrorCode::UnsupportedFormat);
+        assert_eq!(
+            code(detect(text, Some("a.pdf"))),
+            ErrorCode::UnsupportedFormat
+        );
+        assert_eq!(
+            code(detect(pdf, Some("a.txt"))),
+            ErrorCode::UnsupportedFormat
+        );
         let zip = b"PK\x03\x04\x14\x00\x00\x00";
-        assert_eq!(code(detect(zip, Some("a.txt"))), ErrorCode::UnsupportedFormat);
-        assert_eq!(code(detect(b"\xff\xfe\x00a", None)), ErrorCode::UnsupportedFormat);
-        assert_eq!(code(detect(b"MZ\x00\x00ascii", None)), ErrorCode::UnsupportedFormat);
-        assert_eq!(code(detect(text, Some("a.docx"))), ErrorCode::UnsupportedFormat);
-        assert_eq!(code(detect(text, Some("README"))), ErrorCode::UnsupportedFormat);
+        assert_eq!(
+            code(detect(zip, Some("a.txt"))),
+            ErrorCode::UnsupportedFormat
+        );
+        assert_eq!(
+            code(detect(b"\xff\xfe\x00a", None)),
+            ErrorCode::UnsupportedFormat
+        );
+        assert_eq!(
+            code(detect(b"MZ\x00\x00ascii", None)),
+            ErrorCode::UnsupportedFormat
+        );
+        assert_eq!(
+            code(detect(text, Some("a.docx"))),
+            ErrorCode::UnsupportedFormat
+        );
+        assert_eq!(
+            code(detect(text, Some("README"))),
+            ErrorCode::UnsupportedFormat
+        );
     }
 
     #[test]
@@ -367,13 +389,19 @@ mod tests {
                 "{name:?}"
             );
         }
-        assert_eq!(code(check_file_name(&"a".repeat(300))), ErrorCode::BadFileName);
+        assert_eq!(
+            code(check_file_name(&"a".repeat(300))),
+            ErrorCode::BadFileName
+        );
         assert!(check_file_name("2025 年报告 (final).pdf").is_ok());
     }
 
     #[test]
     fn text_is_normalized_and_must_have_enough_clean_characters() {
-        assert_eq!(normalize("\u{feff}甲  \r\n乙\r丙\u{c}丁\n\n\n"), "甲\n乙\n丙\n丁\n");
+        assert_eq!(
+            normalize("\u{feff}甲  \r\n乙\r丙\u{c}丁\n\n\n"),
+            "甲\n乙\n丙\n丁\n"
+        );
         let long = "大模型".repeat(40);
         assert!(check_text(&long).is_ok());
         assert_eq!(code(check_text("太短了")), ErrorCode::NoText);

@@ -14,9 +14,7 @@ use std::sync::OnceLock;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-pub use catalog::{
-    CATALOG_FILE, Catalog, Report, is_plain_file_name, pending_name, report_path,
-};
+pub use catalog::{CATALOG_FILE, Catalog, Report, is_plain_file_name, pending_name, report_path};
 pub use chunk::{
     Chunk, OVERLAP_MAX_CHARS, PASSAGE_MAX_CHARS, PASSAGE_TARGET_CHARS, chunk_text, is_han,
     split_sentences,

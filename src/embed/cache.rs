@@ -68,11 +68,15 @@ impl<'a> Bytes<'a> {
     }
 
     fn u32(&mut self) -> std::result::Result<u32, String> {
-        Ok(u32::from_le_bytes(self.take(4)?.try_into().map_err(|_| "short")?))
+        Ok(u32::from_le_bytes(
+            self.take(4)?.try_into().map_err(|_| "short")?,
+        ))
     }
 
     fn u64(&mut self) -> std::result::Result<u64, String> {
-        Ok(u64::from_le_bytes(self.take(8)?.try_into().map_err(|_| "short")?))
+        Ok(u64::from_le_bytes(
+            self.take(8)?.try_into().map_err(|_| "short")?,
+        ))
     }
 }
 
@@ -248,7 +252,10 @@ mod tests {
         let loaded = VectorCache::load(dir.path(), "m", 2);
         assert_eq!(loaded.len(), 2);
         // f16 of 0.6 is not 0.6: what comes back is what the index stores.
-        assert_eq!(loaded.get("甲").unwrap(), vec![f16::from_f32(0.6).to_f32(), 0.8f32]);
+        assert_eq!(
+            loaded.get("甲").unwrap(),
+            vec![f16::from_f32(0.6).to_f32(), 0.8f32]
+        );
         assert_eq!(loaded.get("乙").unwrap(), vec![1.0, 0.0]);
         assert!(loaded.get("丙").is_none());
         // Another model (other file) or another dimension finds nothing.
@@ -287,6 +294,10 @@ mod tests {
         assert!(loaded.get("t0").is_some() && loaded.get("t1").is_some());
         // The oldest others go first.
         assert!(loaded.get("t2").is_none());
-        assert!(loaded.get(&format!("t{}", CACHE_SPARE_VECTORS + 9)).is_some());
+        assert!(
+            loaded
+                .get(&format!("t{}", CACHE_SPARE_VECTORS + 9))
+                .is_some()
+        );
     }
 }

@@ -40,9 +40,9 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
         None => Err(ApiError::unauthorized(
             "send the administrator token as Authorization: Bearer <token>",
         )),
-        Some(token) if !same_token(token, expected) => Err(ApiError::unauthorized(
-            "the administrator token is wrong",
-        )),
+        Some(token) if !same_token(token, expected) => {
+            Err(ApiError::unauthorized("the administrator token is wrong"))
+        }
         Some(_) if !state.collection.is_changeable() => Err(ApiError::new(
             StatusCode::FORBIDDEN,
             ErrorCode::WritesDisabled,

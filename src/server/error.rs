@@ -99,7 +99,9 @@ impl IntoResponse for ApiError {
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
         match e {
-            Error::InvalidRequest { code, message } => ApiError::new(status_of(code), code, message),
+            Error::InvalidRequest { code, message } => {
+                ApiError::new(status_of(code), code, message)
+            }
             Error::Unavailable { code, message } => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
             }

@@ -398,7 +398,10 @@ impl LiveServer {
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
                 if let Some(rest) = line.split("http://").nth(1) {
                     let addr = rest.split_whitespace().next().unwrap_or("").to_string();
                     let _ = tx.send(addr);
@@ -428,7 +431,10 @@ impl LiveServer {
     /// GET; status and body parsed as JSON.
     pub fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
         let (status, _, body) = self.request("GET", path, &[], Vec::new());
-        (status, serde_json::from_str(&body).unwrap_or(serde_json::Value::Null))
+        (
+            status,
+            serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
+        )
     }
 }
 
