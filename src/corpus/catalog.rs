@@ -188,7 +188,16 @@ impl Catalog {
         else {
             return Ok(None);
         };
+        // The first entry's leading comments are the file's header: they stay, before
+        // the entry that becomes first.
+        let header = (i == 0)
+            .then(|| reports.get(0).and_then(|t| t.decor().prefix()?.as_str()))
+            .flatten()
+            .map(str::to_string);
         reports.remove(i);
+        if let (Some(header), Some(first)) = (header, reports.get_mut(0)) {
+            first.decor_mut().set_prefix(header);
+        }
         Ok(Some(doc.to_string()))
     }
 }
