@@ -151,10 +151,14 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// Checks the format and the metadata that were given, without extracting anything:
-/// what a server answers at once, before it queues the work.
-pub fn check_new(new: &NewReport) -> Result<Format> {
+/// Checks the format and the metadata that were given, and for a PDF that `pdftotext`
+/// is there, without extracting anything: what a server answers at once, before it
+/// queues the work, and the command line before it loads the model.
+pub fn check_new(new: &NewReport, options: &ExtractOptions) -> Result<Format> {
     let format = extract::detect(&new.bytes, new.file_name.as_deref())?;
+    if format == Format::Pdf {
+        extract::check_pdftotext(options)?;
+    }
     if let Some(t) = &new.title {
         check_metadata("title", t, true)?;
     }
@@ -241,7 +245,7 @@ pub fn prepare(
     options: &ExtractOptions,
     progress: &dyn Progress,
 ) -> Result<PreparedReport> {
-    let format = check_new(new)?;
+    let format = check_new(new, options)?;
     progress.stage("extracting text", 1);
     let text = extract::extract_text(&new.bytes, format, options)?;
     progress.position(1);
@@ -658,8 +662,8 @@ impl Collection {
     /// Refuses at once what an addition would refuse without extracting or indexing:
     /// format, given metadata, the same file already in the collection.
     pub fn check_addition(&self, new: &NewReport) -> Result<Format> {
-        self.config()?;
-        let format = check_new(new)?;
+        let config = self.config()?;
+        let format = check_new(new, &config.extract)?;
         let sha = sha256_hex(&new.bytes);
         let current = self.current();
         if let Some(same) = current

@@ -448,9 +448,9 @@ fn cmd_add(paths: &Paths, args: AddArgs, bars: &dyn Progress) -> Result<()> {
         year: args.year,
     };
     // Refuse a bad file before loading the model.
-    collection::check_new(&new)?;
-    let encoder = load_encoder(paths, bars)?;
     let config = collection_config(paths, RebuildPolicy::IfNeeded, args.extract.options());
+    collection::check_new(&new, &config.extract)?;
+    let encoder = load_encoder(paths, bars)?;
     let added = collection::add_report(&config, &new, encoder.as_deref(), bars)?;
     println!(
         "added {} \"{}\" ({}, {}): {} passages, {} embedded, in {:.1} s; collection version {}",
@@ -581,7 +581,10 @@ fn cmd_index(paths: &Paths, bars: &dyn Progress) -> Result<()> {
         size as f64 / 1e6,
         started.elapsed().as_secs_f64(),
         match &built.manifest.model_id {
-            Some(m) => format!("; vectors from {m}"),
+            Some(m) => format!(
+                "; vectors from {m} ({} passages embedded, the others from the vector cache)",
+                built.manifest.embedded
+            ),
             None => "; BM25 only".into(),
         }
     );

@@ -456,3 +456,29 @@ fn the_openapi_document_describes_the_write_endpoints() {
         ["schema"]["properties"];
     assert!(health["version"].is_object());
 }
+
+#[test]
+fn without_pdftotext_a_pdf_is_refused_at_once_and_text_still_goes_in() {
+    let (_dir, corpus, index) = scratch_collection();
+    let server = LiveServer::start(
+        &corpus,
+        &index,
+        &["--lexical-only", "--pdftotext", "/nonexistent/pdftotext"],
+        &[("WENDA_ADMIN_TOKEN", TOKEN)],
+    );
+    let pdf = std::fs::read(common::pdf_fixture_dir().join("zh-report.pdf")).unwrap();
+    let (status, reply) = upload(&server, &[("file", Some("zh-report.pdf"), &pdf)]);
+    assert_eq!(
+        (status, reply["code"].as_str()),
+        (503, Some("extractor_unavailable")),
+        "{reply}"
+    );
+    assert!(
+        reply["error"].as_str().unwrap().contains("poppler-utils"),
+        "{reply}"
+    );
+    let text = new_report_markdown();
+    let (status, job) = upload(&server, &[("file", Some("r.md"), text.as_bytes())]);
+    assert_eq!(status, 202, "{job}");
+    assert_eq!(finished(&server, &job)["state"], "succeeded");
+}

@@ -241,6 +241,34 @@ pub fn check_text(text: &str) -> Result<()> {
     Ok(())
 }
 
+/// The error for a `pdftotext` that cannot be started because it is not there.
+fn missing_pdftotext(program: &std::path::Path) -> Error {
+    Error::Unavailable {
+        code: ErrorCode::ExtractorUnavailable,
+        message: format!(
+            "PDFs are read with poppler's pdftotext, and {} was not found: install it (Debian/Ubuntu: apt-get install poppler-utils; macOS: brew install poppler) or name it with --pdftotext; .txt and .md files need nothing",
+            program.display()
+        ),
+    }
+}
+
+/// Checks that `pdftotext` can be started (`pdftotext -v`), so that a PDF is refused at
+/// once, before any upload is queued or model loaded, when it cannot be read here.
+pub fn check_pdftotext(options: &ExtractOptions) -> Result<()> {
+    let program = &options.pdftotext;
+    match Command::new(program)
+        .arg("-v")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(missing_pdftotext(program)),
+        Err(e) => Err(Error::io(program, e)),
+    }
+}
+
 /// Runs `pdftotext -enc UTF-8 FILE -` on the PDF (written to a temporary file).
 fn pdftotext(bytes: &[u8], options: &ExtractOptions) -> Result<String> {
     let dir = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
@@ -257,13 +285,7 @@ fn pdftotext(bytes: &[u8], options: &ExtractOptions) -> Result<String> {
         .spawn()
         .map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
-                Error::Unavailable {
-                    code: ErrorCode::ExtractorUnavailable,
-                    message: format!(
-                        "PDFs are read with poppler's pdftotext, and {} was not found: install it (Debian/Ubuntu: apt-get install poppler-utils; macOS: brew install poppler) or name it with --pdftotext; .txt and .md files need nothing",
-                        program.display()
-                    ),
-                }
+                missing_pdftotext(program)
             } else {
                 Error::io(program, e)
             }
@@ -416,6 +438,7 @@ mod tests {
             pdftotext: PathBuf::from("/nonexistent/pdftotext"),
             ..ExtractOptions::default()
         };
+        assert!(check_pdftotext(&options).is_err());
         let err = extract_text(b"%PDF-1.4\n", Format::Pdf, &options).unwrap_err();
         match &err {
             Error::Unavailable { code, message } => {
