@@ -204,7 +204,18 @@ pub(super) async fn upload(
     })?;
     let new = read_form(form).await?;
     let collection = state.collection.clone();
-    collection.check_addition(&new)?;
+    // Hashing up to 64 MiB and looking for pdftotext: off the async threads.
+    let checker = collection.clone();
+    let new = tokio::task::spawn_blocking(move || checker.check_addition(&new).map(|_| new))
+        .await
+        .map_err(|e| {
+            tracing::error!("checking an upload failed: {e}");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                ErrorCode::Internal,
+                "internal error; the server log has the details",
+            )
+        })??;
     let source = new.file_name.clone();
     spawn_job(&state, JobKind::Add, source, move |progress| {
         let added = collection.add(&new, progress)?;
