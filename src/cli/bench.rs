@@ -4,12 +4,13 @@
 use std::path::Path;
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use serde::Serialize;
-use wenda::corpus::Corpus;
-use wenda::embed::Embedder;
+use wenda::collection::{self, CollectionConfig, NewReport};
+use wenda::corpus::{Corpus, passages_of};
+use wenda::embed::{Embedder, Encoder};
 use wenda::index;
-use wenda::progress::NoProgress;
+use wenda::progress::{NoProgress, Progress};
 use wenda::retrieve::{
     Engine, EngineConfig, Fusion, Mode, QUERY_CACHE_ENTRIES, RebuildPolicy, SearchRequest,
 };
@@ -250,5 +251,203 @@ pub fn print(report: &BenchReport) {
             " ({:.2} × uncached)",
             report.hybrid_cached_p50_ms / h.p50_ms
         ))
+    );
+}
+
+/// Figures of `wenda bench --add FILE`: adding a report to a copy of the collection,
+/// against embedding that report's passages alone (the bar: at most 1.5 ×).
+#[derive(Debug, Serialize)]
+pub struct AddBenchReport {
+    file: String,
+    /// Passages of the added report.
+    report_passages: usize,
+    /// Passages of the collection before the addition.
+    collection_passages: usize,
+    /// Best time to embed the report's passages alone (no index, no cache).
+    embed_seconds: f64,
+    /// Best time of the whole addition: text extraction, catalog, BM25 over every
+    /// passage, vectors (the report's embedded, the others from the cache), commit.
+    add_seconds: f64,
+    /// `add_seconds / embed_seconds`.
+    ratio: f64,
+    /// Of `add_seconds` (same round), the time spent embedding.
+    add_embedding_seconds: f64,
+    /// Of `add_seconds` (same round), everything else: extraction, catalog, chunking,
+    /// BM25 over every passage, vector cache, commit and reopening the index.
+    add_other_seconds: f64,
+    /// Passages the addition embedded.
+    add_embedded: usize,
+    /// Best time to remove the report again (BM25 rebuilt, nothing embedded).
+    remove_seconds: f64,
+    /// Passages left after the removal (the collection as before).
+    passages_after_remove: usize,
+    rounds: usize,
+}
+
+/// The embedder, adding up the time its passage embedding takes.
+struct Timed {
+    embedder: std::sync::Arc<Embedder>,
+    seconds: std::sync::Mutex<f64>,
+}
+
+impl Encoder for Timed {
+    fn model_id(&self) -> &str {
+        Encoder::model_id(self.embedder.as_ref())
+    }
+    fn dim(&self) -> usize {
+        Encoder::dim(self.embedder.as_ref())
+    }
+    fn encode_query(&self, query: &str) -> wenda::Result<Vec<f32>> {
+        self.embedder.as_ref().encode_query(query)
+    }
+    fn encode_passages(
+        &self,
+        texts: &[&str],
+        progress: &dyn Progress,
+    ) -> wenda::Result<Vec<Vec<f32>>> {
+        let t = Instant::now();
+        let out = Encoder::encode_passages(self.embedder.as_ref(), texts, progress);
+        *self.seconds.lock().unwrap_or_else(|e| e.into_inner()) += t.elapsed().as_secs_f64();
+        out
+    }
+}
+
+/// Copies the files of `from` into `to` (one level of folders below, as the corpus and
+/// index folders have), leaving out lock files.
+fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if name.to_string_lossy().ends_with(".lock") {
+            continue;
+        }
+        let target = to.join(&name);
+        if entry.file_type()?.is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs `wenda bench --add FILE`: in a copy of the collection (index built first if
+/// needed, not timed), `rounds` times: embed the report's passages alone, add the report
+/// (after dropping the vector cache of the last round, so it is embedded again), remove it.
+pub fn run_add(
+    config: &CollectionConfig,
+    file: &Path,
+    embedder: std::sync::Arc<Embedder>,
+    rounds: usize,
+    progress: &dyn Progress,
+) -> Result<AddBenchReport> {
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let name = file.file_name().map(|n| n.to_string_lossy().into_owned());
+    let new = NewReport {
+        bytes,
+        file_name: name.clone(),
+        name_hint: name,
+        ..NewReport::default()
+    };
+    let prepared = collection::prepare(&new, &config.extract, &NoProgress)?;
+    let mut probe = prepared.report.clone();
+    probe.file = "bench.txt".into();
+    let texts: Vec<String> = passages_of(&probe, &prepared.text)
+        .into_iter()
+        .map(|p| p.text)
+        .collect();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+
+    let scratch = tempfile::tempdir()?;
+    let copy = CollectionConfig {
+        corpus_dir: scratch.path().join("corpus"),
+        engine: EngineConfig {
+            index_dir: scratch.path().join("index"),
+            ..config.engine.clone()
+        },
+        extract: config.extract.clone(),
+    };
+    copy_tree(&config.corpus_dir, &copy.corpus_dir)?;
+    if config.engine.index_dir.is_dir() {
+        copy_tree(&config.engine.index_dir, &copy.engine.index_dir)?;
+    }
+    let corpus = Corpus::load(&copy.corpus_dir)?;
+    let encoder: std::sync::Arc<dyn Encoder> = embedder.clone();
+    let engine_config = EngineConfig {
+        rebuild: RebuildPolicy::IfNeeded,
+        ..copy.engine.clone()
+    };
+    Engine::open(&engine_config, &corpus, Some(encoder), progress)?;
+    let collection_passages = corpus.passages().len();
+
+    let (mut embed, mut add, mut remove) = (f64::MAX, f64::MAX, f64::MAX);
+    let mut add_embedding = 0.0;
+    let timed = Timed {
+        embedder: embedder.clone(),
+        seconds: std::sync::Mutex::new(0.0),
+    };
+    let (mut add_embedded, mut passages_after_remove) = (0, 0);
+    embedder.embed_passages(&refs[..refs.len().min(8)])?;
+    for round in 0..rounds.max(1) {
+        progress.stage(&format!("round {}", round + 1), 3);
+        let t = Instant::now();
+        Encoder::encode_passages(embedder.as_ref(), &refs, &NoProgress)?;
+        embed = embed.min(t.elapsed().as_secs_f64());
+        progress.position(1);
+        for entry in std::fs::read_dir(&copy.engine.index_dir)? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "cache") {
+                std::fs::remove_file(path)?;
+            }
+        }
+        *timed.seconds.lock().unwrap_or_else(|e| e.into_inner()) = 0.0;
+        let added = collection::add_report(&copy, &new, Some(&timed), &NoProgress)?;
+        if added.seconds < add {
+            add = added.seconds;
+            add_embedding = *timed.seconds.lock().unwrap_or_else(|e| e.into_inner());
+        }
+        add_embedded = added.embedded;
+        progress.position(2);
+        let removed =
+            collection::remove_report(&copy, &added.source, Some(embedder.as_ref()), &NoProgress)?;
+        remove = remove.min(removed.seconds);
+        passages_after_remove = Corpus::load(&copy.corpus_dir)?.passages().len();
+        progress.finish();
+    }
+    Ok(AddBenchReport {
+        file: file.display().to_string(),
+        report_passages: texts.len(),
+        collection_passages,
+        embed_seconds: embed,
+        add_seconds: add,
+        ratio: add / embed,
+        add_embedding_seconds: add_embedding,
+        add_other_seconds: add - add_embedding,
+        add_embedded,
+        remove_seconds: remove,
+        passages_after_remove,
+        rounds: rounds.max(1),
+    })
+}
+
+/// Prints the `--add` figures for people.
+pub fn print_add(r: &AddBenchReport) {
+    println!(
+        "report {}: {} passages; collection before: {} passages (best of {} rounds)",
+        r.file, r.report_passages, r.collection_passages, r.rounds
+    );
+    println!("embedding its passages alone: {:.2} s", r.embed_seconds);
+    println!(
+        "adding it (extraction, catalog, BM25 over all, {} passages embedded, commit): {:.2} s = {:.2} × embedding alone",
+        r.add_embedded, r.add_seconds, r.ratio
+    );
+    println!(
+        "  of which embedding {:.2} s, everything else {:.2} s",
+        r.add_embedding_seconds, r.add_other_seconds
+    );
+    println!(
+        "removing it: {:.2} s ({} passages left)",
+        r.remove_seconds, r.passages_after_remove
     );
 }

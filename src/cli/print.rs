@@ -1,6 +1,28 @@
-//! Human-readable output of search results on a terminal.
+//! Human-readable output of search results and the catalog on a terminal.
 
+use wenda::corpus::Report;
 use wenda::retrieve::SearchResponse;
+
+/// Prints the catalog (`wenda list`): one report a line with its passage count.
+pub fn catalog(counts: &[(&Report, usize)], version: &str) {
+    let width = counts.iter().map(|(r, _)| r.file.len()).max().unwrap_or(0);
+    for (r, n) in counts {
+        let publisher = if r.publisher.is_empty() {
+            String::new()
+        } else {
+            format!(" — {}", r.publisher)
+        };
+        println!(
+            "{:<width$}  {}  {:>4} passages  {}{publisher}",
+            r.file, r.year, n, r.title
+        );
+    }
+    println!(
+        "{} reports, {} passages; collection version {version}",
+        counts.len(),
+        counts.iter().map(|(_, n)| n).sum::<usize>()
+    );
+}
 
 /// Turns a `<b>`-marked HTML snippet into terminal text: bold red matches on
 /// a colour terminal, 【…】 otherwise.

@@ -6,6 +6,7 @@ mod chunk;
 mod clean;
 mod documents;
 mod sentences;
+pub mod extract;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -14,7 +15,7 @@ use std::sync::OnceLock;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-pub use catalog::{CATALOG_FILE, Catalog, Report};
+pub use catalog::{CATALOG_FILE, Catalog, Report, is_plain_file_name, pending_name, report_path};
 pub use chunk::{
     Chunk, OVERLAP_MAX_CHARS, PASSAGE_MAX_CHARS, PASSAGE_TARGET_CHARS, chunk_text, is_han,
     split_sentences,
@@ -89,27 +90,76 @@ pub fn chunker_settings() -> String {
 impl Corpus {
     /// Reads the catalog and every listed report.
     pub fn load(dir: &Path) -> Result<Corpus> {
-        let catalog = Catalog::load(dir)?;
-        let mut hasher = Sha256::new();
-        hasher.update(chunker_settings().as_bytes());
         let catalog_path = dir.join(CATALOG_FILE);
-        let catalog_bytes =
-            std::fs::read(&catalog_path).map_err(|e| Error::io(&catalog_path, e))?;
-        hash_file(&mut hasher, CATALOG_FILE, &catalog_bytes);
+        let catalog_text =
+            std::fs::read_to_string(&catalog_path).map_err(|e| Error::io(&catalog_path, e))?;
+        let catalog = Catalog::parse(dir, &catalog_text)?;
         let mut texts = Vec::with_capacity(catalog.reports.len());
         for report in &catalog.reports {
-            let path = dir.join(&report.file);
-            let raw = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-            hash_file(&mut hasher, &report.file, raw.as_bytes());
-            texts.push(raw);
+            let path = report_path(dir, &report.file);
+            texts.push(std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?);
         }
-        Ok(Corpus {
+        Ok(Self::assemble(dir, catalog, &catalog_text, texts))
+    }
+
+    /// The corpus of `catalog` (whose file text is `catalog_text`) and its reports' texts
+    /// in catalog order, with the fingerprint [`Corpus::load`] gives the same files.
+    fn assemble(dir: &Path, catalog: Catalog, catalog_text: &str, texts: Vec<String>) -> Corpus {
+        let mut hasher = Sha256::new();
+        hasher.update(chunker_settings().as_bytes());
+        hash_file(&mut hasher, CATALOG_FILE, catalog_text.as_bytes());
+        for (report, raw) in catalog.reports.iter().zip(&texts) {
+            hash_file(&mut hasher, &report.file, raw.as_bytes());
+        }
+        Corpus {
             dir: dir.to_path_buf(),
             catalog,
             texts,
             fingerprint: hex::encode(&hasher.finalize()[..16]),
             passages: OnceLock::new(),
-        })
+        }
+    }
+
+    /// The corpus as it will be once `catalog_text` is its catalog and, when given, the
+    /// report file `added` (name, text) lies in its folder: what an addition or removal
+    /// indexes before it commits. Its fingerprint is the one [`Corpus::load`] will find.
+    pub fn changed(&self, catalog_text: &str, added: Option<(&str, &str)>) -> Result<Corpus> {
+        let catalog: Catalog = toml::from_str(catalog_text)
+            .map_err(|e| Error::Corpus(format!("the new catalog is not valid: {e}")))?;
+        let mut texts = Vec::with_capacity(catalog.reports.len());
+        for report in &catalog.reports {
+            let text = match added {
+                Some((name, text)) if name == report.file => text.to_string(),
+                _ => self.original_text(&report.file)?.to_string(),
+            };
+            texts.push(text);
+        }
+        Ok(Self::assemble(&self.dir, catalog, catalog_text, texts))
+    }
+
+    /// The report whose text is `text` once both are [`extract::normalize`]d (line ends,
+    /// trailing spaces), if one is.
+    pub fn report_with_text(&self, text: &str) -> Option<&Report> {
+        let text = extract::normalize(text);
+        self.catalog
+            .reports
+            .iter()
+            .zip(&self.texts)
+            .find(|(_, t)| extract::normalize(t) == text)
+            .map(|(r, _)| r)
+    }
+
+    /// Number of passages of each report, in catalog order.
+    pub fn passage_counts(&self) -> Vec<(&Report, usize)> {
+        let mut counts: HashMap<&str, usize> = HashMap::new();
+        for p in self.passages() {
+            *counts.entry(p.citation.source.as_str()).or_default() += 1;
+        }
+        self.catalog
+            .reports
+            .iter()
+            .map(|r| (r, counts.get(r.file.as_str()).copied().unwrap_or(0)))
+            .collect()
     }
 
     /// A digest of every report's bytes, the catalog and the chunking settings:

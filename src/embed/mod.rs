@@ -8,6 +8,7 @@
 
 pub mod acquire;
 pub mod batch;
+pub mod cache;
 pub mod e5s1;
 pub mod embedder;
 pub mod encoder;
@@ -18,6 +19,7 @@ use std::path::PathBuf;
 
 pub use acquire::{FetchOptions, ModelFiles, ensure_model};
 pub use batch::QueryBatcher;
+pub use cache::VectorCache;
 pub use embedder::{CpuEngine, DeviceChoice, Embedder, LoadOptions};
 pub use encoder::Encoder;
 pub use profile::{ModelProfile, Pooling};

@@ -89,8 +89,8 @@ async fn run_search(
         mode,
         source: params.source.filter(|s| !s.is_empty()),
     };
-    let engine = state.engine.clone();
-    let response = blocking(&state, move || engine.search(&request)).await?;
+    let snapshot = state.snapshot();
+    let response = blocking(&state, move || snapshot.engine.search(&request)).await?;
     Ok(Json(response))
 }
 
@@ -174,10 +174,10 @@ pub(super) async fn ask(
         source: params.source.filter(|s| !s.is_empty()),
         mode,
     };
-    let engine = state.engine.clone();
+    let snapshot = state.snapshot();
     let llm = state.llm.clone();
     let answer = blocking(&state, move || {
-        answer::ask_with(&engine, &request, llm.as_ref())
+        answer::ask_with(&snapshot.engine, &request, llm.as_ref())
     })
     .await?;
     Ok(Json(answer))
@@ -202,6 +202,7 @@ pub(super) struct DocumentList {
 pub(super) async fn documents(State(state): State<AppState>) -> Json<DocumentList> {
     Json(DocumentList {
         documents: state
+            .snapshot()
             .documents
             .reports()
             .iter()
@@ -240,6 +241,7 @@ pub(super) async fn document_span(
     })?;
     let Query(params) = params?;
     let span = state
+        .snapshot()
         .documents
         .span(&source, params.start.unwrap_or(0), params.end)?;
     Ok(Json(span))
@@ -252,15 +254,22 @@ pub(super) struct Health {
     passages: usize,
     modes: Vec<Mode>,
     model: Option<String>,
+    /// The collection version (corpus fingerprint): changes with every report added or removed.
+    version: String,
+    /// Reports in the collection.
+    reports: usize,
 }
 
 /// `GET /healthz`: ready once index and model are loaded (the server only
 /// starts listening after both are).
 pub(super) async fn healthz(State(state): State<AppState>) -> Json<Health> {
+    let snapshot = state.snapshot();
     Json(Health {
         status: "ready",
-        passages: state.engine.passages().len(),
-        modes: state.engine.modes(),
-        model: state.engine.manifest().model_id.clone(),
+        passages: snapshot.engine.passages().len(),
+        modes: snapshot.engine.modes(),
+        model: snapshot.engine.manifest().model_id.clone(),
+        version: snapshot.version().to_string(),
+        reports: snapshot.documents.reports().len(),
     })
 }

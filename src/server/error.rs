@@ -17,6 +17,8 @@ pub struct ApiError {
     message: String,
     /// Seconds for a `Retry-After` header, when the client should come back later.
     retry_after: Option<u64>,
+    /// Whether to send `WWW-Authenticate: Bearer` (a 401).
+    bearer_challenge: bool,
 }
 
 #[derive(Serialize)]
@@ -33,7 +35,25 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after: None,
+            bearer_challenge: false,
         }
+    }
+
+    /// 401 with `WWW-Authenticate: Bearer`: a write without a valid administrator token.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        let mut e = ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, message);
+        e.bearer_challenge = true;
+        e
+    }
+
+    /// The machine-readable code.
+    pub fn code(&self) -> ErrorCode {
+        self.code
+    }
+
+    /// The sentence for people.
+    pub fn message(&self) -> &str {
+        &self.message
     }
 
     /// 503 with `Retry-After`: the server is at capacity.
@@ -66,6 +86,12 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(axum::http::header::RETRY_AFTER, seconds.into());
         }
+        if self.bearer_challenge {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
         response
     }
 }
@@ -74,7 +100,10 @@ impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
         match e {
             Error::InvalidRequest { code, message } => {
-                ApiError::new(StatusCode::BAD_REQUEST, code, message)
+                ApiError::new(status_of(code), code, message)
+            }
+            Error::Unavailable { code, message } => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
             }
             Error::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, m),
             Error::Overloaded(_) => ApiError::busy(),
@@ -89,6 +118,23 @@ impl From<Error> for ApiError {
                 other.to_string(),
             ),
         }
+    }
+}
+
+/// The status of a rejected request: 400 unless its code says more precisely what is wrong.
+fn status_of(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+        ErrorCode::WritesDisabled => StatusCode::FORBIDDEN,
+        ErrorCode::DuplicateDocument | ErrorCode::LastDocument | ErrorCode::ChangeInProgress => {
+            StatusCode::CONFLICT
+        }
+        ErrorCode::UnsupportedFormat | ErrorCode::UnsupportedMediaType => {
+            StatusCode::UNSUPPORTED_MEDIA_TYPE
+        }
+        ErrorCode::NoText => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorCode::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        _ => StatusCode::BAD_REQUEST,
     }
 }
 

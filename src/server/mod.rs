@@ -2,9 +2,17 @@
 //! page. Handlers are thin: they parse, call the library ([`Engine`],
 //! [`crate::answer`], [`Documents`]) on the blocking pool, and map errors
 //! to `{"error", "code"}` replies.
+//!
+//! Requests are served from the [`Collection`]'s current snapshot; adding or removing a
+//! report (administrators, `admin.rs`) runs as a job and switches the snapshot when it
+//! is done, and the server also picks up changes other processes make (`wenda add`),
+//! checking every [`RELOAD_POLL_INTERVAL`]. A request in flight keeps the snapshot it
+//! started with.
 
+mod admin;
 mod api;
 mod error;
+pub mod jobs;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -20,6 +28,7 @@ use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
 
+use crate::collection::{Collection, Snapshot};
 use crate::corpus::Documents;
 use crate::generate::LlmClient;
 use crate::retrieve::Engine;
@@ -41,25 +50,43 @@ pub const WORK_PER_CORE: usize = 8;
 /// Seconds a client is told to wait (`Retry-After`) when the server is at capacity.
 pub const RETRY_AFTER_SECONDS: u64 = 1;
 
+/// Largest report file `POST /api/documents` accepts. The upload is held in memory until
+/// its job is done (at most [`jobs::MAX_PENDING_JOBS`] at once); a 50-page report made by
+/// the fixture script is 0.4 MB and report PDFs full of charts reach tens of megabytes.
+pub const MAX_UPLOAD_BYTES: usize = 64 * 1024 * 1024;
+
+/// How often the server looks whether another process changed the index (a `wenda add`
+/// beside it): reading two small manifest files, so the cost is nil, and a change shows
+/// within two seconds of its end.
+pub const RELOAD_POLL_INTERVAL: Duration = Duration::from_secs(2);
+
 /// Everything a handler needs, shared by all requests.
 #[derive(Clone)]
 pub struct AppState {
-    /// The search engine (index, analyzer, embedder).
-    pub engine: Arc<Engine>,
-    /// The original reports, for opening citations.
-    pub documents: Arc<Documents>,
+    /// The collection served: its current snapshot (engine and documents), and its
+    /// changes.
+    pub collection: Arc<Collection>,
     /// Language model that writes answers (`WENDA_LLM_URL`); `None`: extractive answers.
     pub llm: Option<LlmClient>,
     /// Permits for CPU-heavy work in flight (see [`WORK_PER_CORE`]).
     work: Arc<tokio::sync::Semaphore>,
+    /// The token that adding and removing reports needs (`WENDA_ADMIN_TOKEN`); `None`:
+    /// writing is off.
+    admin_token: Option<String>,
+    /// Jobs of adding and removing reports.
+    jobs: Arc<jobs::Jobs>,
+}
+
+fn default_capacity() -> usize {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    WORK_PER_CORE * cores
 }
 
 impl AppState {
-    /// The state for a server over `engine` and `documents`, admitting
+    /// The state for a read-only server over `engine` and `documents`, admitting
     /// [`WORK_PER_CORE`] searches or answers per core at once.
     pub fn new(engine: Arc<Engine>, documents: Arc<Documents>, llm: Option<LlmClient>) -> Self {
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        Self::with_capacity(engine, documents, llm, WORK_PER_CORE * cores)
+        Self::with_capacity(engine, documents, llm, default_capacity())
     }
 
     /// The same with an explicit number of requests admitted at once (tests).
@@ -69,12 +96,42 @@ impl AppState {
         llm: Option<LlmClient>,
         capacity: usize,
     ) -> Self {
+        Self::build(
+            Arc::new(Collection::fixed(engine, documents)),
+            llm,
+            None,
+            capacity,
+        )
+    }
+
+    /// The state for a server over a collection that administrators may change with
+    /// `admin_token` (`None`: writing is off).
+    pub fn for_collection(
+        collection: Arc<Collection>,
+        llm: Option<LlmClient>,
+        admin_token: Option<String>,
+    ) -> Self {
+        Self::build(collection, llm, admin_token, default_capacity())
+    }
+
+    fn build(
+        collection: Arc<Collection>,
+        llm: Option<LlmClient>,
+        admin_token: Option<String>,
+        capacity: usize,
+    ) -> Self {
         AppState {
-            engine,
-            documents,
+            collection,
             llm,
             work: Arc::new(tokio::sync::Semaphore::new(capacity.max(1))),
+            admin_token: admin_token.filter(|t| !t.trim().is_empty()),
+            jobs: Arc::new(jobs::Jobs::default()),
         }
+    }
+
+    /// The snapshot a request is served from.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.collection.current()
     }
 }
 
@@ -104,8 +161,17 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/search", get(api::search_get).post(api::search_post))
         .route("/api/ask", post(api::ask))
-        .route("/api/documents", get(api::documents))
-        .route("/api/documents/{source}", get(api::document_span))
+        .route(
+            "/api/documents",
+            get(api::documents)
+                .post(admin::upload)
+                .layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES)),
+        )
+        .route(
+            "/api/documents/{source}",
+            get(api::document_span).delete(admin::remove),
+        )
+        .route("/api/jobs/{id}", get(admin::job))
         .route("/healthz", get(api::healthz))
         .fallback(|| async {
             ApiError::new(
@@ -187,6 +253,7 @@ pub async fn serve_with(
     shutdown: impl Future<Output = ()> + Send + 'static,
     options: ServeOptions,
 ) -> std::io::Result<()> {
+    let watcher = tokio::spawn(watch_collection(state.collection.clone()));
     let app = router(state);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
@@ -217,6 +284,7 @@ pub async fn serve_with(
         });
     }
     drop(listener);
+    watcher.abort();
     tokio::select! {
         () = graceful.shutdown() => {}
         () = tokio::time::sleep(options.shutdown_grace) => {
@@ -227,6 +295,26 @@ pub async fn serve_with(
         }
     }
     Ok(())
+}
+
+/// Switches to changes of the collection made by other processes, every
+/// [`RELOAD_POLL_INTERVAL`] (a changeable collection only).
+async fn watch_collection(collection: Arc<Collection>) {
+    if !collection.is_changeable() {
+        return;
+    }
+    let mut ticks = tokio::time::interval(RELOAD_POLL_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let c = collection.clone();
+        match tokio::task::spawn_blocking(move || c.refresh()).await {
+            Ok(Ok(true)) => tracing::info!("switched to the collection changed on disk"),
+            Ok(Ok(false)) => {}
+            Ok(Err(e)) => tracing::info!("the collection on disk is not usable yet: {e}"),
+            Err(e) => tracing::warn!("checking the collection on disk failed: {e}"),
+        }
+    }
 }
 
 /// Completes on Ctrl-C or SIGTERM.

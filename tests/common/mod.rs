@@ -237,3 +237,211 @@ impl Encoder for BigramEncoder {
         Ok(texts.iter().map(|t| Self::vector(t)).collect())
     }
 }
+
+/// The crate's PDF fixture folder (tests/fixtures/pdf).
+pub fn pdf_fixture_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pdf")
+}
+
+/// The sentences the PDF fixture must yield (tests/fixtures/pdf/sentences.txt).
+pub fn fixture_sentences() -> Vec<String> {
+    std::fs::read_to_string(pdf_fixture_dir().join("sentences.txt"))
+        .unwrap()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_string)
+        .collect()
+}
+
+/// A new report as Markdown text, made of the fixture's sentences: a title line, a
+/// heading and one sentence a paragraph (no report of the corpus has any of them).
+pub fn new_report_markdown() -> String {
+    let mut text = String::from("2025年中国大模型行业观察（测试样本）\n\n# 一、主要发现\n\n");
+    for s in fixture_sentences() {
+        text.push_str(&s);
+        text.push_str("\n\n");
+    }
+    text
+}
+
+/// A copy of the crate's corpus in a temporary folder, with an empty index folder beside
+/// it: (the temporary folder, corpus folder, index folder).
+pub fn scratch_collection() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = dir.path().join("corpus");
+    std::fs::create_dir_all(&corpus).unwrap();
+    for entry in std::fs::read_dir(corpus_dir()).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".txt") || name == "catalog.toml" {
+            std::fs::copy(entry.path(), corpus.join(&name)).unwrap();
+        }
+    }
+    let index = dir.path().join("index");
+    (dir, corpus, index)
+}
+
+/// The files of a folder, sorted (for before/after comparisons).
+pub fn listing(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// One HTTP/1.1 request with extra headers (`Connection: close`); status, head, body.
+/// A server that answers before it has read the whole body (a 413) is fine: the body is
+/// written from another thread and write errors are ignored.
+pub fn http_request(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> (u16, String, String) {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let sending = std::thread::spawn(move || {
+        let _ = writer.write_all(&body);
+    });
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    let _ = sending.join();
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no HTTP head in {:?}", String::from_utf8_lossy(&raw)));
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let mut payload = raw[split + 4..].to_vec();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        payload = dechunk(&payload);
+    }
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, head, String::from_utf8_lossy(&payload).into_owned())
+}
+
+/// A multipart/form-data body of `parts` (field name, file name, bytes) and its
+/// Content-Type header value.
+pub fn multipart(parts: &[(&str, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "wendaTestBoundary7MA4YWxkTrZu0gW";
+    let mut body = Vec::new();
+    for (name, file, bytes) in parts {
+        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        match file {
+            Some(f) => body.extend_from_slice(
+                format!(
+                    "Content-Disposition: form-data; name=\"{name}\"; filename=\"{f}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+                )
+                .as_bytes(),
+            ),
+            None => body.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes(),
+            ),
+        }
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+/// The `wenda` binary serving a collection on a free port of 127.0.0.1; killed when
+/// dropped.
+pub struct LiveServer {
+    pub addr: std::net::SocketAddr,
+    child: std::process::Child,
+}
+
+impl LiveServer {
+    /// Starts `wenda serve --port 0` over `corpus` and `index` with `args` added and
+    /// `env` set, and waits until it listens.
+    pub fn start(
+        corpus: &std::path::Path,
+        index: &std::path::Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> LiveServer {
+        use std::io::BufRead;
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_wenda"));
+        command
+            .arg("--corpus")
+            .arg(corpus)
+            .arg("--index")
+            .arg(index)
+            .args(["serve", "--port", "0"])
+            .args(args)
+            .env_remove("WENDA_ADMIN_TOKEN")
+            .env_remove("WENDA_LOG")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().expect("wenda serve starts");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Some(rest) = line.split("http://").nth(1) {
+                    let addr = rest.split_whitespace().next().unwrap_or("").to_string();
+                    let _ = tx.send(addr);
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(120))
+            .expect("the server prints its address");
+        LiveServer {
+            addr: addr.parse().expect("an address"),
+            child,
+        }
+    }
+
+    /// A request with extra headers; status, head, body.
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> (u16, String, String) {
+        http_request(self.addr, method, path, headers, body)
+    }
+
+    /// GET; status and body parsed as JSON.
+    pub fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
+        let (status, _, body) = self.request("GET", path, &[], Vec::new());
+        (
+            status,
+            serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
+        )
+    }
+}
+
+impl Drop for LiveServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
