@@ -6,7 +6,7 @@ mod common;
 use std::sync::{Arc, OnceLock};
 
 use common::TestServer;
-use serde_json::Value;
+use serde_json::{Value, json};
 use wenda::retrieve::Engine;
 
 fn engine() -> Arc<Engine> {
@@ -158,27 +158,292 @@ fn documents_list_and_spans_open_the_cited_text() {
 }
 
 #[test]
-fn health_page_and_openapi_are_served() {
+fn health_and_page_are_served() {
     let server = TestServer::start(engine());
     let (status, body) = server.get("/healthz");
     assert_eq!(status, 200);
     assert_eq!(json(&body)["status"], "ready");
-    let (status, body) = server.get("/");
-    assert_eq!(status, 200);
-    assert!(body.contains("<html"), "{body}");
+    for (path, marker) in [("/", "<html"), ("/app.js", "fetch("), ("/style.css", "{")] {
+        let (status, body) = server.get(path);
+        assert_eq!(status, 200, "{path}");
+        assert!(body.contains(marker), "{path}: {body:.200}");
+    }
+}
+
+/// Percent-encodes every byte of `text` (as a client would for non-ASCII text).
+fn encode(text: &str) -> String {
+    text.bytes().map(|b| format!("%{b:02X}")).collect()
+}
+
+/// The schema the document gives for `status` replies of `method path`.
+fn reply_schema<'a>(spec: &'a Value, method: &str, path: &str, status: u16) -> &'a Value {
+    let operation = &spec["paths"][path][method.to_ascii_lowercase()];
+    assert!(operation.is_object(), "{method} {path} is not documented");
+    let reply = &operation["responses"][status.to_string()];
+    assert!(
+        reply.is_object(),
+        "{method} {path} does not document {status}"
+    );
+    &reply["content"]["application/json"]["schema"]
+}
+
+/// Asserts that a reply fits what the document says of it.
+fn assert_fits(spec: &Value, method: &str, path: &str, status: u16, body: &str) {
+    let schema = reply_schema(spec, method, path, status);
+    let errors = common::schema_errors(spec, schema, &json(body));
+    assert!(
+        errors.is_empty(),
+        "{method} {path} {status} does not fit its schema: {errors:?}\n{body:.300}"
+    );
+}
+
+#[test]
+fn the_openapi_document_lists_the_routes_served_and_the_replies_fit_it() {
+    let server = TestServer::start(engine());
     let (status, body) = server.get("/api/openapi.json");
     assert_eq!(status, 200);
     let spec = json(&body);
-    assert!(spec["openapi"].as_str().unwrap().starts_with("3."));
-    for path in [
-        "/api/search",
-        "/api/ask",
-        "/api/documents",
-        "/api/documents/{source}",
-        "/healthz",
-    ] {
-        assert!(spec["paths"][path].is_object(), "{path} undocumented");
+    assert!(
+        spec["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        spec["openapi"]
+    );
+
+    // The operations it documents are those the router serves, and no method more.
+    let methods = ["GET", "POST", "PUT", "DELETE", "PATCH"];
+    let mut documented = Vec::new();
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for method in methods {
+            if item[method.to_ascii_lowercase()].is_object() {
+                documented.push(format!("{method} {path}"));
+            }
+        }
     }
+    documented.sort();
+    assert_eq!(
+        documented,
+        [
+            "GET /api/documents",
+            "GET /api/documents/{source}",
+            "GET /api/search",
+            "GET /healthz",
+            "POST /api/ask",
+            "POST /api/search",
+        ]
+    );
+    let report = engine().passages()[0].citation.source.clone();
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        let concrete = path.replace("{source}", &report);
+        for method in methods {
+            let (status, reply) = server.request(method, &concrete, None, b"");
+            if item[method.to_ascii_lowercase()].is_object() {
+                // Served: whatever it says of an empty request, it is not "no such route".
+                assert!(
+                    status != 404 && status != 405,
+                    "{method} {path} is documented but not served: {status} {reply}"
+                );
+            } else {
+                assert_eq!(
+                    status, 405,
+                    "{method} {path} is served but not documented: {reply}"
+                );
+                let any_documented = item.as_object().unwrap().keys().next().unwrap();
+                assert_fits(&spec, any_documented, path, 405, &reply);
+            }
+        }
+    }
+
+    // Every operation documents the replies that any request can get.
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            for status in ["405", "503"] {
+                assert!(
+                    operation["responses"][status].is_object(),
+                    "{method} {path} does not document {status}"
+                );
+            }
+        }
+    }
+
+    // Real replies of every operation, good and bad, fit the document.
+    let answerable =
+        r#"{"question": "百丽时尚有多少家直营门店？", "k": 5, "source": null, "mode": null}"#;
+    let search_path = format!("/api/search?q={}&k=3&mode=bm25", encode("百丽时尚"));
+    let filtered = format!("/api/search?q=ai&k=5.0&source={report}");
+    let too_long = format!(r#"{{"query": "{}"}}"#, "a".repeat(200_000));
+    let span = format!("/api/documents/{report}?start=10&end=50");
+    let reversed = format!("/api/documents/{report}?start=5&end=1");
+    // (method, documented path, requested path, content type, body, status)
+    type Case<'a> = (&'a str, &'a str, &'a str, Option<&'a str>, &'a str, u16);
+    let cases: Vec<Case> = vec![
+        ("GET", "/api/search", &search_path, None, "", 200),
+        ("GET", "/api/search", &filtered, None, "", 200),
+        ("GET", "/api/search", "/api/search?q=%20", None, "", 400),
+        (
+            "GET",
+            "/api/search",
+            "/api/search?q=ai&mode=dense",
+            None,
+            "",
+            400,
+        ),
+        (
+            "GET",
+            "/api/search",
+            "/api/search?q=ai&k=1.5",
+            None,
+            "",
+            400,
+        ),
+        (
+            "POST",
+            "/api/search",
+            "/api/search",
+            Some("application/json"),
+            r#"{"query": "政务大模型", "k": 5.0, "source": null, "mode": null}"#,
+            200,
+        ),
+        (
+            "POST",
+            "/api/search",
+            "/api/search",
+            Some("application/json"),
+            r#"{"query": "ai", "k": "2"}"#,
+            422,
+        ),
+        (
+            "POST",
+            "/api/search",
+            "/api/search",
+            Some("text/plain"),
+            r#"{"query": "ai"}"#,
+            415,
+        ),
+        (
+            "POST",
+            "/api/search",
+            "/api/search",
+            Some("application/json"),
+            &too_long,
+            413,
+        ),
+        (
+            "POST",
+            "/api/search",
+            "/api/search",
+            Some("application/json"),
+            "{",
+            400,
+        ),
+        (
+            "POST",
+            "/api/ask",
+            "/api/ask",
+            Some("application/json"),
+            answerable,
+            200,
+        ),
+        (
+            "POST",
+            "/api/ask",
+            "/api/ask",
+            Some("application/json"),
+            r#"{"question": "足球世界杯冠军是哪支球队？"}"#,
+            200,
+        ),
+        (
+            "POST",
+            "/api/ask",
+            "/api/ask",
+            Some("application/json"),
+            r#"{"question": "？"}"#,
+            400,
+        ),
+        ("GET", "/api/documents", "/api/documents", None, "", 200),
+        ("GET", "/api/documents/{source}", &span, None, "", 200),
+        ("GET", "/api/documents/{source}", &reversed, None, "", 400),
+        (
+            "GET",
+            "/api/documents/{source}",
+            "/api/documents/nope.txt",
+            None,
+            "",
+            404,
+        ),
+        ("GET", "/healthz", "/healthz", None, "", 200),
+    ];
+    for (method, documented, path, content_type, body, expected) in cases {
+        let (status, reply) = server.request(method, path, content_type, body.as_bytes());
+        assert_eq!(status, expected, "{method} {path:.80}: {reply:.300}");
+        assert_fits(&spec, method, documented, status, &reply);
+    }
+
+    // The constraints it states are the ones the server enforces.
+    let schemas = &spec["components"]["schemas"];
+    let q = spec["paths"]["/api/search"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "q")
+        .unwrap();
+    assert_eq!(q["required"], true);
+    for text in [
+        &q["schema"],
+        &schemas["SearchBody"]["properties"]["query"],
+        &schemas["AskBody"]["properties"]["question"],
+    ] {
+        assert_eq!(text["minLength"], 1, "{text}");
+        assert_eq!(
+            text["maxLength"],
+            wenda::retrieve::MAX_QUERY_CHARS,
+            "{text}"
+        );
+        assert_eq!(
+            text["pattern"],
+            wenda::analysis::SEARCHABLE_PATTERN,
+            "{text}"
+        );
+    }
+    let text_schema = json(&q["schema"].to_string());
+    for sample in [
+        "ai",
+        "政务",
+        "二〇二四",
+        "Жизнь",
+        "ＡＩ",
+        "？！",
+        "_",
+        " ",
+        "①",
+        "Ⓐ",
+        "\u{345}",
+        "𠀀",
+        "a？",
+    ] {
+        let fits = common::schema_errors(&spec, &text_schema, &json!(sample)).is_empty();
+        let (status, reply) = server.get(&format!("/api/search?mode=bm25&q={}", encode(sample)));
+        assert_eq!(
+            fits,
+            status == 200,
+            "{sample:?}: the document says {fits}, the server {status} {reply}"
+        );
+    }
+    assert_eq!(schemas["Mode"]["enum"], json!(["bm25", "dense", "hybrid"]));
+    let reports: Vec<Value> = json(&server.get("/api/documents").1)["documents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["source"].clone())
+        .collect();
+    assert_eq!(schemas["ReportName"]["enum"], json!(reports));
+    // What a result's text is, and which slice of the file the citation names.
+    let hit_text = schemas["Hit"]["properties"]["text"]["description"]
+        .as_str()
+        .unwrap();
+    assert!(
+        hit_text.contains("cleaned") && hit_text.contains("char_start..citation.char_end"),
+        "{hit_text}"
+    );
 }
 
 #[test]

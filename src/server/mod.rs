@@ -5,6 +5,7 @@
 
 mod api;
 mod error;
+mod openapi;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -14,9 +15,12 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::get;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use error::ApiError;
 
@@ -81,62 +85,78 @@ impl AppState {
 const INDEX_HTML: &str = include_str!("page/index.html");
 const APP_JS: &str = include_str!("page/app.js");
 const STYLE_CSS: &str = include_str!("page/style.css");
-const OPENAPI_JSON: &str = include_str!("openapi.json");
 
-/// The application's routes with their middleware.
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route(
-            "/",
-            get(|| async { static_file("text/html; charset=utf-8", INDEX_HTML) }),
-        )
-        .route(
-            "/app.js",
-            get(|| async { static_file("text/javascript; charset=utf-8", APP_JS) }),
-        )
-        .route(
-            "/style.css",
-            get(|| async { static_file("text/css; charset=utf-8", STYLE_CSS) }),
-        )
-        .route(
-            "/api/openapi.json",
-            get(|| async { static_file("application/json", OPENAPI_JSON) }),
-        )
-        .route("/api/search", get(api::search_get).post(api::search_post))
-        .route("/api/ask", post(api::ask))
-        .route("/api/documents", get(api::documents))
-        .route("/api/documents/{source}", get(api::document_span))
-        .route("/healthz", get(api::healthz))
-        .fallback(|| async {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                crate::ErrorCode::NotFound,
-                "no such route; see /api/openapi.json",
-            )
-        })
-        .method_not_allowed_fallback(|| async {
-            ApiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                crate::ErrorCode::MethodNotAllowed,
-                "this route does not take that method; see /api/openapi.json",
-            )
-        })
-        .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            REQUEST_TIMEOUT,
-        ))
-        .layer(TraceLayer::new_for_http())
-        .with_state(state)
+/// The API's operations: each handler's route and its OpenAPI description come from the
+/// same `#[utoipa::path]` attribute, so the document lists exactly the routes served.
+fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(api::search_get, api::search_post))
+        .routes(routes!(api::ask))
+        .routes(routes!(api::documents))
+        .routes(routes!(api::document_span))
+        .routes(routes!(api::healthz))
 }
 
-fn static_file(content_type: &'static str, body: &'static str) -> impl IntoResponse {
+/// The application's routes with their middleware. The OpenAPI document is made once
+/// here, with the names of the reports this server has.
+pub fn router(state: AppState) -> Router {
+    let (api, spec) = api_routes().split_for_parts();
+    let reports: Vec<String> = state
+        .documents
+        .reports()
+        .iter()
+        .map(|r| r.file.clone())
+        .collect();
+    let spec = axum::body::Bytes::from(openapi::document(spec, &reports));
+    api.route(
+        "/",
+        get(|| async { static_file("text/html; charset=utf-8", INDEX_HTML) }),
+    )
+    .route(
+        "/app.js",
+        get(|| async { static_file("text/javascript; charset=utf-8", APP_JS) }),
+    )
+    .route(
+        "/style.css",
+        get(|| async { static_file("text/css; charset=utf-8", STYLE_CSS) }),
+    )
+    .route(
+        "/api/openapi.json",
+        get(move || {
+            let spec = spec.clone();
+            async move { static_file("application/json", spec) }
+        }),
+    )
+    .fallback(|| async {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            crate::ErrorCode::NotFound,
+            "no such route; see /api/openapi.json",
+        )
+    })
+    .method_not_allowed_fallback(|| async {
+        ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            crate::ErrorCode::MethodNotAllowed,
+            "this route does not take that method; see /api/openapi.json",
+        )
+    })
+    .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
+    .layer(TimeoutLayer::with_status_code(
+        StatusCode::SERVICE_UNAVAILABLE,
+        REQUEST_TIMEOUT,
+    ))
+    .layer(TraceLayer::new_for_http())
+    .with_state(state)
+}
+
+fn static_file(content_type: &'static str, body: impl Into<axum::body::Body>) -> impl IntoResponse {
     (
         [
             (header::CONTENT_TYPE, content_type),
             (header::CACHE_CONTROL, "no-cache"),
         ],
-        body,
+        body.into(),
     )
 }
 

@@ -64,6 +64,10 @@ impl TestServer {
     }
 
     fn start_state(state: AppState) -> TestServer {
+        Self::start_options(state, server::ServeOptions::default())
+    }
+
+    fn start_options(state: AppState, options: server::ServeOptions) -> TestServer {
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
@@ -75,9 +79,14 @@ impl TestServer {
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 addr_tx.send(listener.local_addr().unwrap()).unwrap();
-                server::serve(listener, state, async {
-                    let _ = stop_rx.await;
-                })
+                server::serve_with(
+                    listener,
+                    state,
+                    async {
+                        let _ = stop_rx.await;
+                    },
+                    options,
+                )
                 .await
                 .unwrap();
             });
@@ -234,5 +243,145 @@ impl Encoder for BigramEncoder {
     ) -> wenda::Result<Vec<Vec<f32>>> {
         progress.position(texts.len() as u64);
         Ok(texts.iter().map(|t| Self::vector(t)).collect())
+    }
+}
+
+/// Checks `value` against `schema`, a JSON Schema inside the OpenAPI document `spec`
+/// (for `$ref`s to `#/components/schemas/…`): the keywords the document uses (`type`,
+/// `enum`, `required`, `properties`, `items`, `oneOf`, `anyOf`, bounds, lengths,
+/// `pattern`). Returns each violation with its place in `value`.
+pub fn schema_errors(
+    spec: &serde_json::Value,
+    schema: &serde_json::Value,
+    value: &serde_json::Value,
+) -> Vec<String> {
+    let mut errors = Vec::new();
+    check_schema(spec, schema, value, "$", &mut errors);
+    errors
+}
+
+fn check_schema(
+    spec: &serde_json::Value,
+    schema: &serde_json::Value,
+    value: &serde_json::Value,
+    at: &str,
+    errors: &mut Vec<String>,
+) {
+    use serde_json::Value;
+    let mut fail = |message: String| errors.push(format!("{at}: {message}"));
+    if let Some(reference) = schema.get("$ref").and_then(Value::as_str) {
+        let name = reference
+            .strip_prefix("#/components/schemas/")
+            .unwrap_or_else(|| panic!("unexpected $ref {reference}"));
+        let target = &spec["components"]["schemas"][name];
+        assert!(target.is_object(), "dangling $ref {reference}");
+        check_schema(spec, target, value, at, errors);
+        return;
+    }
+    if let Some(types) = schema.get("type") {
+        let types: Vec<&str> = match types {
+            Value::String(t) => vec![t.as_str()],
+            Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+            other => panic!("bad type {other}"),
+        };
+        let fits = |t: &str| match t {
+            "null" => value.is_null(),
+            "boolean" => value.is_boolean(),
+            "string" => value.is_string(),
+            "number" => value.is_number(),
+            "integer" => value.is_i64() || value.is_u64(),
+            "array" => value.is_array(),
+            "object" => value.is_object(),
+            other => panic!("unknown type {other}"),
+        };
+        if !types.iter().any(|t| fits(t)) {
+            fail(format!("{value} is not of type {types:?}"));
+            return;
+        }
+    }
+    if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
+        && !allowed.contains(value)
+    {
+        fail(format!("{value} is not one of {allowed:?}"));
+    }
+    for (keyword, pass) in [
+        ("oneOf", &(|n: usize| n == 1) as &dyn Fn(usize) -> bool),
+        ("anyOf", &|n: usize| n >= 1),
+    ] {
+        if let Some(branches) = schema.get(keyword).and_then(Value::as_array) {
+            let fitting = branches
+                .iter()
+                .filter(|b| schema_errors(spec, b, value).is_empty())
+                .count();
+            if !pass(fitting) {
+                fail(format!("{value} fits {fitting} branches of {keyword}"));
+            }
+        }
+    }
+    if let Some(n) = value.as_f64() {
+        if let Some(min) = schema.get("minimum").and_then(Value::as_f64)
+            && n < min
+        {
+            fail(format!("{n} < minimum {min}"));
+        }
+        if let Some(max) = schema.get("maximum").and_then(Value::as_f64)
+            && n > max
+        {
+            fail(format!("{n} > maximum {max}"));
+        }
+    }
+    if let Some(s) = value.as_str() {
+        let chars = s.chars().count() as u64;
+        if let Some(min) = schema.get("minLength").and_then(Value::as_u64)
+            && chars < min
+        {
+            fail(format!("{chars} characters < minLength {min}"));
+        }
+        if let Some(max) = schema.get("maxLength").and_then(Value::as_u64)
+            && chars > max
+        {
+            fail(format!("{chars} characters > maxLength {max}"));
+        }
+        if let Some(pattern) = schema.get("pattern").and_then(Value::as_str)
+            && !regex::Regex::new(pattern).unwrap().is_match(s)
+        {
+            fail(format!("{s:?} does not match {pattern}"));
+        }
+    }
+    if let Some(items) = value.as_array() {
+        if let Some(max) = schema.get("maxItems").and_then(Value::as_u64)
+            && items.len() as u64 > max
+        {
+            fail(format!("{} items > maxItems {max}", items.len()));
+        }
+        if let Some(item_schema) = schema.get("items") {
+            for (i, item) in items.iter().enumerate() {
+                check_schema(spec, item_schema, item, &format!("{at}[{i}]"), errors);
+            }
+        }
+    }
+    if let Some(object) = value.as_object() {
+        for name in schema
+            .get("required")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
+            if !object.contains_key(name) {
+                errors.push(format!("{at}: required field {name} is missing"));
+            }
+        }
+        if let Some(properties) = schema.get("properties").and_then(Value::as_object) {
+            for (name, field) in object {
+                match properties.get(name) {
+                    Some(field_schema) => {
+                        check_schema(spec, field_schema, field, &format!("{at}.{name}"), errors)
+                    }
+                    // Our responses carry no field the document does not name.
+                    None => errors.push(format!("{at}: field {name} is not in the schema")),
+                }
+            }
+        }
     }
 }
