@@ -45,6 +45,10 @@ pub enum ErrorCode {
     InvalidBody,
     /// The body is too large.
     BodyTooLarge,
+    /// The request target (path and query string) is too long.
+    UriTooLong,
+    /// The request's header fields are too large, or there are too many.
+    HeadersTooLarge,
     /// Some other malformed request.
     BadRequest,
     /// The route exists but not with that HTTP method.
@@ -78,6 +82,8 @@ impl ErrorCode {
             ErrorCode::MalformedJson => "malformed_json",
             ErrorCode::InvalidBody => "invalid_body",
             ErrorCode::BodyTooLarge => "body_too_large",
+            ErrorCode::UriTooLong => "uri_too_long",
+            ErrorCode::HeadersTooLarge => "headers_too_large",
             ErrorCode::BadRequest => "bad_request",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::InvalidParameters => "invalid_parameters",

@@ -256,7 +256,7 @@ fn the_openapi_document_lists_the_routes_served_and_the_replies_fit_it() {
     // Every operation documents the replies that any request can get.
     for (path, item) in spec["paths"].as_object().unwrap() {
         for (method, operation) in item.as_object().unwrap() {
-            for status in ["405", "503"] {
+            for status in ["405", "414", "431", "503"] {
                 assert!(
                     operation["responses"][status].is_object(),
                     "{method} {path} does not document {status}"
@@ -273,6 +273,7 @@ fn the_openapi_document_lists_the_routes_served_and_the_replies_fit_it() {
     let too_long = format!(r#"{{"query": "{}"}}"#, "a".repeat(200_000));
     let span = format!("/api/documents/{report}?start=10&end=50");
     let reversed = format!("/api/documents/{report}?start=5&end=1");
+    let long_uri = format!("/api/search?q={}", "a".repeat(40_000));
     // (method, documented path, requested path, content type, body, status)
     type Case<'a> = (&'a str, &'a str, &'a str, Option<&'a str>, &'a str, u16);
     let cases: Vec<Case> = vec![
@@ -295,6 +296,7 @@ fn the_openapi_document_lists_the_routes_served_and_the_replies_fit_it() {
             "",
             400,
         ),
+        ("GET", "/api/search", &long_uri, None, "", 414),
         (
             "POST",
             "/api/search",
@@ -443,6 +445,108 @@ fn the_openapi_document_lists_the_routes_served_and_the_replies_fit_it() {
     assert!(
         hit_text.contains("cleaned") && hit_text.contains("char_start..citation.char_end"),
         "{hit_text}"
+    );
+}
+
+#[test]
+fn oversized_request_heads_get_json_414_and_431() {
+    let server = TestServer::start(engine());
+    let addr = server.addr;
+    let request = |target: &str, extra: &str| {
+        format!("GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{extra}\r\n")
+            .into_bytes()
+    };
+    let assert_json = |(status, head, body): (u16, String, String), expected: u16, code: &str| {
+        assert_eq!(status, expected, "{head}\n{body:.300}");
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("content-type: application/json"),
+            "{head}"
+        );
+        let v = json(&body);
+        assert_eq!(v["code"], code, "{body}");
+        assert!(v["error"].as_str().is_some_and(|e| e.len() > 20), "{body}");
+    };
+    // A 40 KB request target and 100 KB of header fields: the router's own limits.
+    let long = format!("/api/search?q={}", "a".repeat(40_000));
+    assert_json(common::raw(addr, &request(&long, "")), 414, "uri_too_long");
+    let big_header = format!("X-Padding: {}\r\n", "b".repeat(100_000));
+    assert_json(
+        common::raw(addr, &request("/healthz", &big_header)),
+        431,
+        "headers_too_large",
+    );
+    // Past hyper's own limits (a 70 KB target, a 300 KB head, 120 header fields) and
+    // a request hyper cannot parse: its replies are made JSON too.
+    let longer = format!("/api/search?q={}", "a".repeat(70_000));
+    assert_json(
+        common::raw(addr, &request(&longer, "")),
+        414,
+        "uri_too_long",
+    );
+    let huge_header = format!("X-Padding: {}\r\n", "b".repeat(300_000));
+    assert_json(
+        common::raw(addr, &request("/healthz", &huge_header)),
+        431,
+        "headers_too_large",
+    );
+    let many: String = (0..120).map(|i| format!("X-Field-{i}: 1\r\n")).collect();
+    assert_json(
+        common::raw(addr, &request("/healthz", &many)),
+        431,
+        "headers_too_large",
+    );
+    assert_json(
+        common::raw(
+            addr,
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",
+        ),
+        400,
+        "bad_request",
+    );
+    // Every query the document allows fits the limit: 2,000 characters of 4 bytes
+    // (24 KB percent-encoded) reach the engine, which answers them (here: nothing to
+    // search in those characters), and 2,000 Chinese characters are searched.
+    let widest = format!("/api/search?mode=bm25&q={}", encode(&"𠀀".repeat(2000)));
+    assert!(widest.len() > 24_000);
+    let (status, body) = server.get(&widest);
+    assert_eq!(
+        (status, json(&body)["code"].clone()),
+        (400, json!("no_searchable_text")),
+        "{body}"
+    );
+    let chinese = format!(
+        "/api/search?mode=bm25&q={}",
+        encode(&"大模型应用".repeat(400))
+    );
+    let (status, body) = server.get(&chinese);
+    assert_eq!(status, 200, "{body:.300}");
+    // The connection that asked within the limits is served normally afterwards.
+    let (status, _) = server.get("/healthz");
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn a_request_past_its_time_limit_gets_a_json_503() {
+    let llm = FakeLlm::start(Some("慢[1]"), std::time::Duration::from_secs(3));
+    let options = wenda::server::ServeOptions {
+        request_timeout: std::time::Duration::from_millis(400),
+        ..Default::default()
+    };
+    let server = TestServer::start_with_options(engine(), Some(llm.client()), options);
+    let started = std::time::Instant::now();
+    let (status, body) =
+        server.post_json("/api/ask", r#"{"question": "百丽时尚有多少家直营门店？"}"#);
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(json(&body)["code"], "timeout", "{body}");
+    assert!(
+        json(&body)["error"].as_str().unwrap().contains("0.4 s"),
+        "{body}"
     );
 }
 
@@ -831,6 +935,7 @@ fn half_sent_requests_are_cut_off_and_do_not_hold_up_shutdown() {
     let options = wenda::server::ServeOptions {
         header_read_timeout: std::time::Duration::from_millis(500),
         shutdown_grace: std::time::Duration::from_secs(2),
+        ..Default::default()
     };
     let server = runtime.spawn(wenda::server::serve_with(
         listener,

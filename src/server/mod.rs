@@ -4,6 +4,7 @@
 //! to `{"error", "code"}` replies.
 
 mod api;
+mod conn;
 mod error;
 mod openapi;
 
@@ -12,11 +13,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -35,6 +36,25 @@ pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
 /// Requests taking longer than this get 503 (the server is overloaded, not the client
 /// slow): a search takes milliseconds, an answer well under a second even on 2 cores.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Longest accepted request target (path and query string), in bytes; longer gets 414
+/// `uri_too_long`. A query at its 2,000-character limit is at most 24,000 bytes
+/// percent-encoded (4-byte characters, 12 bytes each), so every request the OpenAPI
+/// document allows fits.
+pub const MAX_URI_BYTES: usize = 32 * 1024;
+
+/// Most bytes of header fields (names and values) a request may carry; more gets 431
+/// `headers_too_large`.
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+
+/// Most header fields a request may carry (hyper's default, made explicit); more gets 431.
+pub const MAX_HEADERS: usize = 100;
+
+/// hyper's read buffer limit: a request head (request line and headers) larger than this
+/// is refused by hyper itself, before the router sees it; [`conn`] turns that reply into
+/// the same JSON as ours. Well above [`MAX_URI_BYTES`] + [`MAX_HEADER_BYTES`], so the
+/// router's own checks, with their precise messages, answer all but absurd heads.
+const HEAD_BUFFER_BYTES: usize = 128 * 1024;
 
 /// Searches and answers admitted at once, per core: each takes 20–40 ms of CPU on the
 /// 2-core machine, so 8 per core bounds a request's wait to a few hundred milliseconds;
@@ -86,6 +106,11 @@ const INDEX_HTML: &str = include_str!("page/index.html");
 const APP_JS: &str = include_str!("page/app.js");
 const STYLE_CSS: &str = include_str!("page/style.css");
 
+/// The application's routes with their middleware, with the default [`REQUEST_TIMEOUT`].
+pub fn router(state: AppState) -> Router {
+    router_with(state, REQUEST_TIMEOUT)
+}
+
 /// The API's operations: each handler's route and its OpenAPI description come from the
 /// same `#[utoipa::path]` attribute, so the document lists exactly the routes served.
 fn api_routes() -> OpenApiRouter<AppState> {
@@ -97,9 +122,9 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(api::healthz))
 }
 
-/// The application's routes with their middleware. The OpenAPI document is made once
+/// [`router`] with an explicit time limit per request. The OpenAPI document is made once
 /// here, with the names of the reports this server has.
-pub fn router(state: AppState) -> Router {
+fn router_with(state: AppState, request_timeout: Duration) -> Router {
     let (api, spec) = api_routes().split_for_parts();
     let reports: Vec<String> = state
         .documents
@@ -142,12 +167,62 @@ pub fn router(state: AppState) -> Router {
         )
     })
     .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
-    .layer(TimeoutLayer::with_status_code(
-        StatusCode::SERVICE_UNAVAILABLE,
-        REQUEST_TIMEOUT,
+    .layer(axum::middleware::from_fn_with_state(
+        request_timeout,
+        time_limit,
     ))
+    .layer(axum::middleware::from_fn(head_limits))
     .layer(TraceLayer::new_for_http())
     .with_state(state)
+}
+
+/// 503 `timeout` as JSON for a request still running after `limit` (tower-http's
+/// timeout layer answers with an empty body).
+async fn time_limit(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            crate::ErrorCode::Timeout,
+            format!(
+                "the request took longer than {} s and was given up; retry later",
+                limit.as_secs_f64()
+            ),
+        )
+        .into_response(),
+    }
+}
+
+/// 414 and 431 as JSON for request targets and header fields over [`MAX_URI_BYTES`] and
+/// [`MAX_HEADER_BYTES`], before any handler runs.
+async fn head_limits(request: Request, next: Next) -> Response {
+    let uri = request.uri();
+    let target = uri.path_and_query().map_or(0, |p| p.as_str().len())
+        + uri.authority().map_or(0, |a| a.as_str().len());
+    if target > MAX_URI_BYTES {
+        return ApiError::new(
+            StatusCode::URI_TOO_LONG,
+            crate::ErrorCode::UriTooLong,
+            format!(
+                "the request target has {target} bytes; the limit is {MAX_URI_BYTES}: send long text in a POST body (POST /api/search, POST /api/ask)"
+            ),
+        )
+        .into_response();
+    }
+    let headers: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if headers > MAX_HEADER_BYTES {
+        return ApiError::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            crate::ErrorCode::HeadersTooLarge,
+            format!("the header fields have {headers} bytes; the limit is {MAX_HEADER_BYTES}"),
+        )
+        .into_response();
+    }
+    next.run(request).await
 }
 
 fn static_file(content_type: &'static str, body: impl Into<axum::body::Body>) -> impl IntoResponse {
@@ -177,6 +252,8 @@ pub struct ServeOptions {
     pub header_read_timeout: Duration,
     /// See [`SHUTDOWN_GRACE`].
     pub shutdown_grace: Duration,
+    /// See [`REQUEST_TIMEOUT`].
+    pub request_timeout: Duration,
 }
 
 impl Default for ServeOptions {
@@ -184,6 +261,7 @@ impl Default for ServeOptions {
         ServeOptions {
             header_read_timeout: HEADER_READ_TIMEOUT,
             shutdown_grace: SHUTDOWN_GRACE,
+            request_timeout: REQUEST_TIMEOUT,
         }
     }
 }
@@ -207,7 +285,7 @@ pub async fn serve_with(
     shutdown: impl Future<Output = ()> + Send + 'static,
     options: ServeOptions,
 ) -> std::io::Result<()> {
-    let app = router(state);
+    let app = router_with(state, options.request_timeout);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -227,7 +305,10 @@ pub async fn serve_with(
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder
             .timer(hyper_util::rt::TokioTimer::new())
-            .header_read_timeout(options.header_read_timeout);
+            .header_read_timeout(options.header_read_timeout)
+            .max_buf_size(HEAD_BUFFER_BYTES)
+            .max_headers(MAX_HEADERS);
+        let stream = conn::JsonErrorReplies::new(stream);
         let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
         let connection = graceful.watch(connection);
         tokio::spawn(async move {

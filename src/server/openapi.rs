@@ -63,11 +63,26 @@ pub(super) const UNAVAILABLE: &str = "Retry later. Codes: overloaded (the server
 
 /// Replies any operation can get, from the server's limits rather than the handler:
 /// added to every operation that does not document the status itself.
-fn common_replies() -> [(&'static str, String); 2] {
+fn common_replies() -> [(&'static str, String); 4] {
     [
         (
             "405",
             "This path does not take that method (code method_not_allowed); the Allow header lists those it takes.".to_string(),
+        ),
+        (
+            "414",
+            format!(
+                "The request target (path and query string) is longer than {} bytes (code uri_too_long); send long text in a POST body.",
+                super::MAX_URI_BYTES
+            ),
+        ),
+        (
+            "431",
+            format!(
+                "The header fields take more than {} bytes, or there are more than {} of them (code headers_too_large).",
+                super::MAX_HEADER_BYTES,
+                super::MAX_HEADERS
+            ),
         ),
         (
             "503",
@@ -355,7 +370,7 @@ mod tests {
         let spec = spec();
         for (path, item) in spec["paths"].as_object().unwrap() {
             for (method, operation) in item.as_object().unwrap() {
-                for status in ["200", "405", "503"] {
+                for status in ["200", "405", "414", "431", "503"] {
                     assert!(
                         operation["responses"][status].is_object(),
                         "{method} {path}: no {status}"

@@ -63,6 +63,16 @@ impl TestServer {
         Self::start_state(AppState::with_capacity(engine, documents, llm, capacity))
     }
 
+    /// A server with explicit connection and request limits.
+    pub fn start_with_options(
+        engine: Arc<Engine>,
+        llm: Option<LlmClient>,
+        options: server::ServeOptions,
+    ) -> TestServer {
+        let documents = Arc::new(corpus().documents());
+        Self::start_options(AppState::new(engine, documents, llm), options)
+    }
+
     fn start_state(state: AppState) -> TestServer {
         Self::start_options(state, server::ServeOptions::default())
     }
@@ -244,6 +254,47 @@ impl Encoder for BigramEncoder {
         progress.position(texts.len() as u64);
         Ok(texts.iter().map(|t| Self::vector(t)).collect())
     }
+}
+
+/// Sends `request` as is (any bytes, however malformed or large) on a new connection and
+/// returns status, head and body of the reply. Writing may fail once the server has
+/// answered and closed (it refuses a head before reading all of it); the reply is read
+/// all the same.
+pub fn raw(addr: std::net::SocketAddr, request: &[u8]) -> (u16, String, String) {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let _ = stream.write_all(request);
+    let mut raw = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => raw.extend_from_slice(&chunk[..n]),
+            // A reset after the reply (unread request bytes) ends the reply.
+            Err(_) if !raw.is_empty() => break,
+            Err(e) => panic!("no reply: {e}"),
+        }
+        if let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok());
+            if length.is_some_and(|n| raw.len() >= split + 4 + n) {
+                break;
+            }
+        }
+    }
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no HTTP head in {:?}", String::from_utf8_lossy(&raw)));
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = String::from_utf8_lossy(&raw[split + 4..]).into_owned();
+    (status, head, body)
 }
 
 /// Checks `value` against `schema`, a JSON Schema inside the OpenAPI document `spec`
