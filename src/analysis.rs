@@ -17,6 +17,22 @@ use crate::corpus::is_han;
 /// Name under which the tokenizer is registered in the tantivy index.
 pub const TOKENIZER_NAME: &str = "wenda_jieba";
 
+/// What a query must contain somewhere to be searched: a digit or a letter of the
+/// scripts these reports are searched in (ASCII and Latin letters, basic Greek and
+/// Cyrillic, Chinese characters and 〇, kana, Hangul, full-width digits and letters),
+/// not only punctuation, symbols or spaces. The server checks queries with this very
+/// pattern and the OpenAPI document states it, so the two cannot disagree; it is written
+/// with explicit ranges because JSON Schema validators read `\w` and `\p{…}` differently
+/// (ECMA-262 without the `u` flag reads `\w` as ASCII only), but all read these alike.
+pub const SEARCHABLE_PATTERN: &str = concat!(
+    "[0-9A-Za-z",
+    "\\u00C0-\\u00D6\\u00D8-\\u00F6\\u00F8-\\u024F", // Latin-1 and Latin Extended letters
+    "\\u0391-\\u03A9\\u03B1-\\u03C9\\u0401\\u0410-\\u044F\\u0451", // Greek, Cyrillic
+    "\\u3007\\u3400-\\u4DBF\\u4E00-\\u9FFF\\uF900-\\uFAFF", // 〇 and Chinese characters
+    "\\u3041-\\u3096\\u30A1-\\u30FA\\uAC00-\\uD7A3", // kana, Hangul
+    "\\uFF10-\\uFF19\\uFF21-\\uFF3A\\uFF41-\\uFF5A]", // full-width digits and letters
+);
+
 /// Version of the analysis rules; part of the index fingerprint, so changing
 /// them marks existing indexes stale.
 pub const ANALYZER_VERSION: &str = "jieba-search-hmm+fold+t2s+lower+stop-v2";
@@ -272,12 +288,13 @@ impl Analyzer {
         seen
     }
 
-    /// True when `text` contains anything that could ever match (a letter,
-    /// digit or Han character), used to reject punctuation-only queries.
+    /// True when `text` contains anything that could ever match: somewhere it matches
+    /// [`SEARCHABLE_PATTERN`] (a letter or a number; Chinese characters are letters).
+    /// Used to reject punctuation-only queries.
     pub fn has_searchable_chars(text: &str) -> bool {
-        text.chars()
-            .map(fold_width)
-            .any(|c| c.is_alphanumeric() || is_han(c))
+        static SEARCHABLE: LazyLock<regex::Regex> =
+            LazyLock::new(|| regex::Regex::new(SEARCHABLE_PATTERN).expect("a valid pattern"));
+        SEARCHABLE.is_match(text)
     }
 }
 
@@ -428,8 +445,26 @@ mod tests {
 
     #[test]
     fn punctuation_only_text_is_not_searchable() {
-        assert!(!Analyzer::has_searchable_chars("？！。，  ..."));
-        assert!(Analyzer::has_searchable_chars("ＡＩ"));
+        assert!(!Analyzer::has_searchable_chars("？！。，  ..._"));
+        for searchable in [
+            "ＡＩ",
+            "政务",
+            "二〇二四",
+            "Î",
+            "5",
+            "ok?",
+            "Жизнь",
+            "Ω",
+            "カナ",
+            "한국",
+        ] {
+            assert!(Analyzer::has_searchable_chars(searchable), "{searchable}");
+        }
+        // Not symbols or marks, however letter-like, and nothing beyond the pattern's
+        // ranges (it cannot name characters past U+FFFF for every JSON Schema reader).
+        for not in ["①", "¼", "Ⓐ", "\u{345}", "×", "\u{20000}", "⺀"] {
+            assert!(!Analyzer::has_searchable_chars(not), "{not:?}");
+        }
     }
 
     #[test]

@@ -168,9 +168,10 @@ fn default_k() -> usize {
 }
 
 /// One source an answer cites.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Source {
     /// The marker number used in the answer text (`[marker]`).
+    #[schema(minimum = 1)]
     pub marker: usize,
     /// Passage id.
     pub id: String,
@@ -178,14 +179,17 @@ pub struct Source {
     pub score: f32,
     /// HTML snippet with matched words in `<b>`.
     pub snippet: String,
-    /// The passage text.
+    /// The cleaned passage as it was indexed (line wraps joined, page furniture and
+    /// U+FFFD left out); the exact cited slice is characters
+    /// `citation.char_start..citation.char_end` of `citation.source`.
     pub text: String,
     /// Where it lies in its report.
     pub citation: Citation,
 }
 
-/// Who wrote an answer's text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Who wrote an answer's text: `extractive` (sentences chosen from the passages) or
+/// `llm` (the language model, from the same passages).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum GeneratedBy {
     /// Sentences chosen from the retrieved passages.
@@ -195,26 +199,32 @@ pub enum GeneratedBy {
 }
 
 /// An answer with its sources.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Answer {
     /// The question as asked.
     pub question: String,
     /// False when nothing relevant was found (the answer then says so).
     pub found: bool,
-    /// Answer text with citation markers.
+    /// Answer text: sentences each followed by citation markers like `[1]`, which
+    /// name `sources` by their `marker` (or, when not found, a sentence saying so).
     pub answer: String,
     /// Who wrote the text.
     pub generated_by: GeneratedBy,
-    /// Sources in marker order.
+    /// Sources in marker order (empty when not found).
     pub sources: Vec<Source>,
     /// How sure the service is that the reports answer the question, in [0, 1]
-    /// (answered from 0.5 up).
+    /// (answered from 0.5 up): from the best passage's dense similarity, how far it
+    /// stands out from the rest, and how many of the question's words it contains.
+    #[schema(minimum = 0, maximum = 1)]
     pub confidence: f32,
-    /// When refused: the closest passages, for the person to look at (may be related).
+    /// When refused: the closest passages (at most 3), for the person to look at
+    /// (may be related); empty when answered.
+    #[schema(max_items = 3)]
     pub suggestions: Vec<Source>,
     /// Retrieval mode used.
     pub mode: Mode,
     /// Total time in milliseconds.
+    #[schema(minimum = 0)]
     pub took_ms: f64,
 }
 

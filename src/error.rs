@@ -7,8 +7,13 @@ use crate::embed::EmbedError;
 use crate::eval::EvalError;
 
 /// Machine-readable reason of a rejected request: the `code` of an error reply, so that
-/// clients can branch on it; [`ErrorCode::as_str`] is its wire form.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// clients can branch on it; [`ErrorCode::as_str`] is its wire form (serde and the
+/// OpenAPI document use the same snake_case names; a unit test holds them together).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+#[schema(description = "Machine-readable reason of an error reply, for clients to branch on.")]
 pub enum ErrorCode {
     /// The query is empty or only whitespace.
     EmptyQuery,
@@ -40,6 +45,10 @@ pub enum ErrorCode {
     InvalidBody,
     /// The body is too large.
     BodyTooLarge,
+    /// The request target (path and query string) is too long.
+    UriTooLong,
+    /// The request's header fields are too large, or there are too many.
+    HeadersTooLarge,
     /// Some other malformed request.
     BadRequest,
     /// The route exists but not with that HTTP method.
@@ -93,6 +102,8 @@ impl ErrorCode {
             ErrorCode::MalformedJson => "malformed_json",
             ErrorCode::InvalidBody => "invalid_body",
             ErrorCode::BodyTooLarge => "body_too_large",
+            ErrorCode::UriTooLong => "uri_too_long",
+            ErrorCode::HeadersTooLarge => "headers_too_large",
             ErrorCode::BadRequest => "bad_request",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::InvalidParameters => "invalid_parameters",
@@ -258,3 +269,22 @@ impl Error {
 
 /// Shorthand for results of this library.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The OpenAPI enum is derived from the variants (all of them), serde reads each
+    /// name back, and `as_str` (what the server sends) must say the same.
+    #[test]
+    fn every_error_code_has_one_wire_name() {
+        let schema = serde_json::to_value(<ErrorCode as utoipa::PartialSchema>::schema()).unwrap();
+        let names = schema["enum"].as_array().expect("an enum of names");
+        assert!(names.len() >= 20, "{schema}");
+        for name in names {
+            let code: ErrorCode = serde_json::from_value(name.clone()).unwrap();
+            assert_eq!(code.as_str(), name.as_str().unwrap());
+            assert_eq!(serde_json::to_value(code).unwrap(), *name);
+        }
+    }
+}

@@ -48,8 +48,20 @@ pub const RRF_K: f32 = 60.0;
 /// 0.992 at 0.4, above BM25 (0.986) and RRF k=60 (0.984).
 pub const DENSE_WEIGHT: f32 = 0.4;
 
-/// Which retrievers answer a query.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
+/// Which retrievers answer a query: `bm25` (words), `dense` (embedding similarity) or
+/// `hybrid` (both, fused).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    Default,
+    clap::ValueEnum,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// BM25 over jieba tokens only.
@@ -231,9 +243,10 @@ impl SearchRequest {
 }
 
 /// Rank (1-based) and score a passage got from one retriever.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RankedScore {
     /// 1-based rank among that retriever's candidates.
+    #[schema(minimum = 1)]
     pub rank: usize,
     /// That retriever's score.
     pub score: f32,
@@ -275,25 +288,31 @@ pub struct Ranking {
 }
 
 /// One ranked passage, ready to show.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Hit {
     /// 1-based rank in the final list.
+    #[schema(minimum = 1)]
     pub rank: usize,
-    /// Passage id.
+    /// Passage id (`<file stem>#<ordinal>`).
     pub id: String,
     /// Final score (BM25, cosine, or fused, by mode).
     pub score: f32,
-    /// Passage text.
+    /// The cleaned passage as it was indexed: PDF line wraps joined, page headers,
+    /// page numbers and U+FFFD left out. It is not byte-for-byte the file; the exact
+    /// cited slice is characters `citation.char_start..citation.char_end` of
+    /// `citation.source`.
     pub text: String,
     /// HTML snippet with matched words in `<b>`.
     pub snippet: String,
     /// Where the passage lies in its report.
     pub citation: Citation,
-    /// What BM25 said, when it found this passage.
+    /// What BM25 said, when it found this passage (left out otherwise).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub bm25: Option<RankedScore>,
-    /// What dense retrieval said, when it found this passage.
+    /// What dense retrieval said, when it found this passage (left out otherwise).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub dense: Option<RankedScore>,
 }
 
@@ -313,19 +332,25 @@ pub struct DenseStats {
 }
 
 /// Milliseconds spent in each stage of one search.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StageTimings {
     /// Query analysis (jieba).
+    #[schema(minimum = 0)]
     pub analysis_ms: f64,
     /// BM25 search.
+    #[schema(minimum = 0)]
     pub bm25_ms: f64,
     /// Query embedding.
+    #[schema(minimum = 0)]
     pub embedding_ms: f64,
     /// Dense top-k.
+    #[schema(minimum = 0)]
     pub dense_ms: f64,
     /// Fusion of the two rankings.
+    #[schema(minimum = 0)]
     pub fusion_ms: f64,
     /// Snippets and result assembly.
+    #[schema(minimum = 0)]
     pub snippets_ms: f64,
     /// Whether the query vector came from the query cache (`hit`) or the model (`miss`);
     /// absent when no vector was needed or the caller supplied it.
@@ -334,7 +359,7 @@ pub struct StageTimings {
 }
 
 /// Whether a query vector was found in [`Engine`]'s query cache.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum CacheOutcome {
     /// Found: the model did not run.
@@ -349,18 +374,19 @@ pub enum CacheOutcome {
 /// 1.5 MB.
 pub const QUERY_CACHE_ENTRIES: usize = 1024;
 
-/// The answer to a [`SearchRequest`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// The answer to a search request: the best passages first.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SearchResponse {
     /// The query as given.
     pub query: String,
     /// The mode actually used.
     pub mode: Mode,
     /// Total time in milliseconds.
+    #[schema(minimum = 0)]
     pub took_ms: f64,
     /// Time per stage.
     pub timings: StageTimings,
-    /// Ranked passages.
+    /// Ranked passages, best first (at most k; empty when nothing matches).
     pub results: Vec<Hit>,
 }
 
@@ -554,7 +580,8 @@ impl Engine {
                 "the query is empty: type a question or keywords",
             ));
         }
-        let n = q.chars().count();
+        // Counted before trimming, as the OpenAPI document's maxLength counts.
+        let n = request.query.chars().count();
         if n > MAX_QUERY_CHARS {
             return Err(Error::invalid(
                 ErrorCode::QueryTooLong,

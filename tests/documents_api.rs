@@ -452,9 +452,13 @@ fn the_openapi_document_describes_the_write_endpoints() {
         spec["components"]["securitySchemes"]["adminToken"]["scheme"],
         "bearer"
     );
-    let health = &spec["paths"]["/healthz"]["get"]["responses"]["200"]["content"]["application/json"]
-        ["schema"]["properties"];
-    assert!(health["version"].is_object());
+    assert_eq!(
+        spec["paths"]["/healthz"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+            ["$ref"],
+        "#/components/schemas/Health"
+    );
+    let health = &spec["components"]["schemas"]["Health"]["properties"];
+    assert!(health["version"].is_object() && health["reports"].is_object());
 }
 
 #[test]

@@ -6,7 +6,7 @@ mod common;
 use std::sync::{Arc, OnceLock};
 
 use common::TestServer;
-use serde_json::Value;
+use serde_json::{Value, json};
 use wenda::retrieve::Engine;
 
 fn engine() -> Arc<Engine> {
@@ -158,27 +158,400 @@ fn documents_list_and_spans_open_the_cited_text() {
 }
 
 #[test]
-fn health_page_and_openapi_are_served() {
+fn health_and_page_are_served() {
     let server = TestServer::start(engine());
     let (status, body) = server.get("/healthz");
     assert_eq!(status, 200);
     assert_eq!(json(&body)["status"], "ready");
-    let (status, body) = server.get("/");
-    assert_eq!(status, 200);
-    assert!(body.contains("<html"), "{body}");
+    for (path, marker) in [("/", "<html"), ("/app.js", "fetch("), ("/style.css", "{")] {
+        let (status, body) = server.get(path);
+        assert_eq!(status, 200, "{path}");
+        assert!(body.contains(marker), "{path}: {body:.200}");
+    }
+}
+
+/// Percent-encodes every byte of `text` (as a client would for non-ASCII text).
+fn encode(text: &str) -> String {
+    text.bytes().map(|b| format!("%{b:02X}")).collect()
+}
+
+/// The schema the document gives for `status` replies of `method path`.
+fn reply_schema<'a>(spec: &'a Value, method: &str, path: &str, status: u16) -> &'a Value {
+    let operation = &spec["paths"][path][method.to_ascii_lowercase()];
+    assert!(operation.is_object(), "{method} {path} is not documented");
+    let reply = &operation["responses"][status.to_string()];
+    assert!(
+        reply.is_object(),
+        "{method} {path} does not document {status}"
+    );
+    &reply["content"]["application/json"]["schema"]
+}
+
+/// Asserts that a reply fits what the document says of it.
+fn assert_fits(spec: &Value, method: &str, path: &str, status: u16, body: &str) {
+    let schema = reply_schema(spec, method, path, status);
+    let errors = common::schema_errors(spec, schema, &json(body));
+    assert!(
+        errors.is_empty(),
+        "{method} {path} {status} does not fit its schema: {errors:?}\n{body:.300}"
+    );
+}
+
+#[test]
+fn the_openapi_document_lists_the_routes_served_and_the_replies_fit_it() {
+    let server = TestServer::start(engine());
     let (status, body) = server.get("/api/openapi.json");
     assert_eq!(status, 200);
     let spec = json(&body);
-    assert!(spec["openapi"].as_str().unwrap().starts_with("3."));
-    for path in [
-        "/api/search",
-        "/api/ask",
-        "/api/documents",
-        "/api/documents/{source}",
-        "/healthz",
-    ] {
-        assert!(spec["paths"][path].is_object(), "{path} undocumented");
+    assert!(
+        spec["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        spec["openapi"]
+    );
+
+    // The operations it documents are those the router serves, and no method more.
+    let methods = ["GET", "POST", "PUT", "DELETE", "PATCH"];
+    let mut documented = Vec::new();
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for method in methods {
+            if item[method.to_ascii_lowercase()].is_object() {
+                documented.push(format!("{method} {path}"));
+            }
+        }
     }
+    documented.sort();
+    assert_eq!(
+        documented,
+        [
+            "DELETE /api/documents/{source}",
+            "GET /api/documents",
+            "GET /api/documents/{source}",
+            "GET /api/jobs/{id}",
+            "GET /api/search",
+            "GET /healthz",
+            "POST /api/ask",
+            "POST /api/documents",
+            "POST /api/search",
+        ]
+    );
+    let report = engine().passages()[0].citation.source.clone();
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        let concrete = path.replace("{source}", &report);
+        for method in methods {
+            let (status, reply) = server.request(method, &concrete, None, b"");
+            if item[method.to_ascii_lowercase()].is_object() {
+                // Served: whatever it says of an empty request (an unknown job is a
+                // 404 of its own), it is not "no such route".
+                assert!(
+                    !(status == 404 && reply.contains("no such route")) && status != 405,
+                    "{method} {path} is documented but not served: {status} {reply}"
+                );
+            } else {
+                assert_eq!(
+                    status, 405,
+                    "{method} {path} is served but not documented: {reply}"
+                );
+                let any_documented = item.as_object().unwrap().keys().next().unwrap();
+                assert_fits(&spec, any_documented, path, 405, &reply);
+            }
+        }
+    }
+
+    // Every operation documents the replies that any request can get.
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            for status in ["405", "414", "431", "503"] {
+                assert!(
+                    operation["responses"][status].is_object(),
+                    "{method} {path} does not document {status}"
+                );
+            }
+        }
+    }
+
+    // Real replies of every operation, good and bad, fit the document.
+    let answerable =
+        r#"{"question": "百丽时尚有多少家直营门店？", "k": 5, "source": null, "mode": null}"#;
+    let search_path = format!("/api/search?q={}&k=3&mode=bm25", encode("百丽时尚"));
+    let filtered = format!("/api/search?q=ai&k=5.0&source={report}");
+    let too_long = format!(r#"{{"query": "{}"}}"#, "a".repeat(200_000));
+    let span = format!("/api/documents/{report}?start=10&end=50");
+    let reversed = format!("/api/documents/{report}?start=5&end=1");
+    let long_uri = format!("/api/search?q={}", "a".repeat(40_000));
+    // (method, documented path, requested path, content type, body, status)
+    type Case<'a> = (&'a str, &'a str, &'a str, Option<&'a str>, &'a str, u16);
+    let cases: Vec<Case> = vec![
+        ("GET", "/api/search", &search_path, None, "", 200),
+        ("GET", "/api/search", &filtered, None, "", 200),
+        ("GET", "/api/search", "/api/search?q=%20", None, "", 400),
+        (
+            "GET",
+            "/api/search",
+            "/api/search?q=ai&mode=dense",
+            None,
+            "",
+            400,
+        ),
+        (
+            "GET",
+            "/api/search",
+            "/api/search?q=ai&k=1.5",
+            None,
+            "",
+            400,
+        ),
+        ("GET", "/api/search", &long_uri, None, "", 414),
+        (
+            "POST",
+            "/api/search",
+            "/api/search",
+            Some("application/json"),
+            r#"{"query": "政务大模型", "k": 5.0, "source": null, "mode": null}"#,
+            200,
+        ),
+        (
+            "POST",
+            "/api/search",
+            "/api/search",
+            Some("application/json"),
+            r#"{"query": "ai", "k": "2"}"#,
+            422,
+        ),
+        (
+            "POST",
+            "/api/search",
+            "/api/search",
+            Some("text/plain"),
+            r#"{"query": "ai"}"#,
+            415,
+        ),
+        (
+            "POST",
+            "/api/search",
+            "/api/search",
+            Some("application/json"),
+            &too_long,
+            413,
+        ),
+        (
+            "POST",
+            "/api/search",
+            "/api/search",
+            Some("application/json"),
+            "{",
+            400,
+        ),
+        (
+            "POST",
+            "/api/ask",
+            "/api/ask",
+            Some("application/json"),
+            answerable,
+            200,
+        ),
+        (
+            "POST",
+            "/api/ask",
+            "/api/ask",
+            Some("application/json"),
+            r#"{"question": "足球世界杯冠军是哪支球队？"}"#,
+            200,
+        ),
+        (
+            "POST",
+            "/api/ask",
+            "/api/ask",
+            Some("application/json"),
+            r#"{"question": "？"}"#,
+            400,
+        ),
+        ("GET", "/api/documents", "/api/documents", None, "", 200),
+        ("GET", "/api/documents/{source}", &span, None, "", 200),
+        ("GET", "/api/documents/{source}", &reversed, None, "", 400),
+        (
+            "GET",
+            "/api/documents/{source}",
+            "/api/documents/nope.txt",
+            None,
+            "",
+            404,
+        ),
+        ("GET", "/healthz", "/healthz", None, "", 200),
+    ];
+    for (method, documented, path, content_type, body, expected) in cases {
+        let (status, reply) = server.request(method, path, content_type, body.as_bytes());
+        assert_eq!(status, expected, "{method} {path:.80}: {reply:.300}");
+        assert_fits(&spec, method, documented, status, &reply);
+    }
+
+    // The constraints it states are the ones the server enforces.
+    let schemas = &spec["components"]["schemas"];
+    let q = spec["paths"]["/api/search"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "q")
+        .unwrap();
+    assert_eq!(q["required"], true);
+    for text in [
+        &q["schema"],
+        &schemas["SearchBody"]["properties"]["query"],
+        &schemas["AskBody"]["properties"]["question"],
+    ] {
+        assert_eq!(text["minLength"], 1, "{text}");
+        assert_eq!(
+            text["maxLength"],
+            wenda::retrieve::MAX_QUERY_CHARS,
+            "{text}"
+        );
+        assert_eq!(
+            text["pattern"],
+            wenda::analysis::SEARCHABLE_PATTERN,
+            "{text}"
+        );
+    }
+    let text_schema = json(&q["schema"].to_string());
+    for sample in [
+        "ai",
+        "政务",
+        "二〇二四",
+        "Жизнь",
+        "ＡＩ",
+        "？！",
+        "_",
+        " ",
+        "①",
+        "Ⓐ",
+        "\u{345}",
+        "𠀀",
+        "a？",
+    ] {
+        let fits = common::schema_errors(&spec, &text_schema, &json!(sample)).is_empty();
+        let (status, reply) = server.get(&format!("/api/search?mode=bm25&q={}", encode(sample)));
+        assert_eq!(
+            fits,
+            status == 200,
+            "{sample:?}: the document says {fits}, the server {status} {reply}"
+        );
+    }
+    assert_eq!(schemas["Mode"]["enum"], json!(["bm25", "dense", "hybrid"]));
+    let reports: Vec<Value> = json(&server.get("/api/documents").1)["documents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["source"].clone())
+        .collect();
+    assert_eq!(schemas["ReportName"]["enum"], json!(reports));
+    // What a result's text is, and which slice of the file the citation names.
+    let hit_text = schemas["Hit"]["properties"]["text"]["description"]
+        .as_str()
+        .unwrap();
+    assert!(
+        hit_text.contains("cleaned") && hit_text.contains("char_start..citation.char_end"),
+        "{hit_text}"
+    );
+}
+
+#[test]
+fn oversized_request_heads_get_json_414_and_431() {
+    let server = TestServer::start(engine());
+    let addr = server.addr;
+    let request = |target: &str, extra: &str| {
+        format!("GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{extra}\r\n")
+            .into_bytes()
+    };
+    let assert_json = |(status, head, body): (u16, String, String), expected: u16, code: &str| {
+        assert_eq!(status, expected, "{head}\n{body:.300}");
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("content-type: application/json"),
+            "{head}"
+        );
+        let v = json(&body);
+        assert_eq!(v["code"], code, "{body}");
+        assert!(v["error"].as_str().is_some_and(|e| e.len() > 20), "{body}");
+    };
+    // A 40 KB request target and 100 KB of header fields: the router's own limits.
+    let long = format!("/api/search?q={}", "a".repeat(40_000));
+    assert_json(common::raw(addr, &request(&long, "")), 414, "uri_too_long");
+    let big_header = format!("X-Padding: {}\r\n", "b".repeat(100_000));
+    assert_json(
+        common::raw(addr, &request("/healthz", &big_header)),
+        431,
+        "headers_too_large",
+    );
+    // Past hyper's own limits (a 70 KB target, a 300 KB head, 120 header fields) and
+    // a request hyper cannot parse: its replies are made JSON too.
+    let longer = format!("/api/search?q={}", "a".repeat(70_000));
+    assert_json(
+        common::raw(addr, &request(&longer, "")),
+        414,
+        "uri_too_long",
+    );
+    let huge_header = format!("X-Padding: {}\r\n", "b".repeat(300_000));
+    assert_json(
+        common::raw(addr, &request("/healthz", &huge_header)),
+        431,
+        "headers_too_large",
+    );
+    let many: String = (0..120).map(|i| format!("X-Field-{i}: 1\r\n")).collect();
+    assert_json(
+        common::raw(addr, &request("/healthz", &many)),
+        431,
+        "headers_too_large",
+    );
+    assert_json(
+        common::raw(
+            addr,
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",
+        ),
+        400,
+        "bad_request",
+    );
+    // Every query the document allows fits the limit: 2,000 characters of 4 bytes
+    // (24 KB percent-encoded) reach the engine, which answers them (here: nothing to
+    // search in those characters), and 2,000 Chinese characters are searched.
+    let widest = format!("/api/search?mode=bm25&q={}", encode(&"𠀀".repeat(2000)));
+    assert!(widest.len() > 24_000);
+    let (status, body) = server.get(&widest);
+    assert_eq!(
+        (status, json(&body)["code"].clone()),
+        (400, json!("no_searchable_text")),
+        "{body}"
+    );
+    let chinese = format!(
+        "/api/search?mode=bm25&q={}",
+        encode(&"大模型应用".repeat(400))
+    );
+    let (status, body) = server.get(&chinese);
+    assert_eq!(status, 200, "{body:.300}");
+    // The connection that asked within the limits is served normally afterwards.
+    let (status, _) = server.get("/healthz");
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn a_request_past_its_time_limit_gets_a_json_503() {
+    let llm = FakeLlm::start(Some("慢[1]"), std::time::Duration::from_secs(3));
+    let options = wenda::server::ServeOptions {
+        request_timeout: std::time::Duration::from_millis(400),
+        ..Default::default()
+    };
+    let server = TestServer::start_with_options(engine(), Some(llm.client()), options);
+    let started = std::time::Instant::now();
+    let (status, body) =
+        server.post_json("/api/ask", r#"{"question": "百丽时尚有多少家直营门店？"}"#);
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(json(&body)["code"], "timeout", "{body}");
+    assert!(
+        json(&body)["error"].as_str().unwrap().contains("0.4 s"),
+        "{body}"
+    );
 }
 
 #[test]
@@ -566,6 +939,7 @@ fn half_sent_requests_are_cut_off_and_do_not_hold_up_shutdown() {
     let options = wenda::server::ServeOptions {
         header_read_timeout: std::time::Duration::from_millis(500),
         shutdown_grace: std::time::Duration::from_secs(2),
+        ..Default::default()
     };
     let server = runtime.spawn(wenda::server::serve_with(
         listener,

@@ -15,7 +15,7 @@ pub const SPAN_CONTEXT_CHARS: usize = 200;
 pub const MAX_SPAN_CHARS: usize = 20_000;
 
 /// A cited span of a report with context.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct DocumentSpan {
     /// File name in the corpus.
     pub source: String,
@@ -26,14 +26,16 @@ pub struct DocumentSpan {
     /// 0-based code point offset one past the span end.
     pub end: usize,
     /// 1-based line of `start`.
+    #[schema(minimum = 1)]
     pub line_start: usize,
     /// 1-based line of the last character of the span.
+    #[schema(minimum = 1)]
     pub line_end: usize,
-    /// Context before the span.
+    /// Context before the span (up to 200 characters of the file).
     pub before: String,
-    /// The span itself, exactly as in the file.
+    /// The span itself, exactly as in the file (characters start..end).
     pub text: String,
-    /// Context after the span.
+    /// Context after the span (up to 200 characters of the file).
     pub after: String,
 }
 

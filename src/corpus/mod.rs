@@ -30,22 +30,27 @@ pub use documents::{DocumentSpan, Documents, MAX_SPAN_CHARS, SPAN_CONTEXT_CHARS}
 
 use crate::error::{Error, Result};
 
-/// Where a passage came from: enough to open the report at the right place.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+/// Where a passage came from: enough to open the report at the right place. The
+/// characters `char_start..char_end` of the file `source` are the exact cited slice
+/// (`GET /api/documents/{source}?start=char_start&end=char_end` returns them).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Citation {
-    /// File name inside the corpus folder.
+    /// File name of the report in the corpus folder (one of `GET /api/documents`).
     pub source: String,
     /// The report's title from the catalog.
     pub title: String,
     /// Nearest section heading at the start of the passage (may be empty).
     pub section: String,
     /// 1-based first line.
+    #[schema(minimum = 1)]
     pub line_start: usize,
-    /// 1-based last line.
+    /// 1-based last line (line_start <= line_end).
+    #[schema(minimum = 1)]
     pub line_end: usize,
-    /// 0-based code point offset of the first character.
+    /// 0-based code point offset of the first cited character in the file.
     pub char_start: usize,
-    /// 0-based code point offset one past the last character.
+    /// 0-based code point offset one past the last cited character (exclusive;
+    /// char_start < char_end).
     pub char_end: usize,
 }
 

@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::jobs::{JobKind, JobStatus};
+use super::error::ErrorBody;
 use super::{ApiError, AppState};
 use crate::ErrorCode;
 use crate::collection::NewReport;
@@ -184,8 +185,48 @@ fn spawn_job(
     Ok(accepted(job.status()))
 }
 
+/// The multipart form of `POST /api/documents` (documentation only: the handler reads
+/// the parts itself to check each one).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub(super) struct UploadForm {
+    /// The report: .pdf, .txt or .md.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+    /// Default: the text's first line when at most 60 characters (not a running page header).
+    #[schema(min_length = 1, max_length = 200)]
+    title: Option<String>,
+    /// Default: empty.
+    #[schema(max_length = 200)]
+    publisher: Option<String>,
+    /// Default: the first year (like 2025年) in the title or the text's opening.
+    #[schema(minimum = 1990, maximum = 2100)]
+    year: Option<u32>,
+}
+
 /// `POST /api/documents` (multipart: `file`, `title`, `publisher`, `year`): checks the
 /// token, the format and duplicates at once, then adds the report as a job (202).
+#[utoipa::path(
+    post,
+    path = "/api/documents",
+    summary = "Add a report (administrators)",
+    description = "Uploads a report as multipart/form-data: a PDF, UTF-8 text (.txt) or Markdown (.md) file, at most 64 MiB. The format is decided by the content (a PDF starts with %PDF-, text is valid UTF-8 without binary control characters) and must agree with the file name's extension; the client's file name is never used to store the report (the stored name comes from the title or a hash of the content). PDFs are read with poppler's pdftotext on the server. The checks that need no extraction answer at once; the rest (text extraction, index build: only the new report's passages are embedded) runs as a job: 202 with the job, whose address is in Location. When the job succeeds, the report is searchable and citable and /healthz shows the new collection version.",
+    security(("adminToken" = [])),
+    request_body(content = UploadForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 202, description = "Accepted: the job adding the report", body = JobStatus,
+            headers(("Location" = String, description = "The job's address, /api/jobs/{id}"))),
+        (status = 400, description = "A file name with folders or control characters (bad_file_name), bad title/publisher/year (invalid_metadata), no file field, two files or an unknown field (invalid_body), an unreadable form (bad_request)", body = ErrorBody),
+        (status = 401, description = "No Authorization: Bearer header, or a wrong token (code unauthorized; the reply has WWW-Authenticate: Bearer)", body = ErrorBody),
+        (status = 403, description = "Writing is off: the server has no administrator token (code writes_disabled)", body = ErrorBody),
+        (status = 409, description = "The same file is already in the collection (duplicate_document)", body = ErrorBody),
+        (status = 413, description = "The upload is larger than 64 MiB (body_too_large)", body = ErrorBody),
+        (status = 415, description = "Not multipart/form-data (unsupported_media_type), or a file that is not a PDF, .txt or .md, or whose content does not match its extension (unsupported_format)", body = ErrorBody),
+        (status = 422, description = "An empty file (no_text)", body = ErrorBody),
+        (status = 500, description = "A fault of the service (code internal)", body = ErrorBody),
+        (status = 503, description = "Too many changes pending (code overloaded, with Retry-After), or PDFs cannot be read on this server (pdftotext missing)", body = ErrorBody),
+    )
+)]
 pub(super) async fn upload(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -225,6 +266,23 @@ pub(super) async fn upload(
 
 /// `DELETE /api/documents/{source}`: checks the token and that the report exists, then
 /// removes it as a job (202).
+#[utoipa::path(
+    delete,
+    path = "/api/documents/{source}",
+    summary = "Remove a report (administrators)",
+    description = "Removes the report, its catalog entry and every passage and citation of it, as a job (202; nothing is embedded, the index is rebuilt from cached vectors). The last report cannot be removed (the job fails with last_document).",
+    security(("adminToken" = [])),
+    params(("source" = String, Path, description = "The report's file name, as GET /api/documents lists it")),
+    responses(
+        (status = 202, description = "Accepted: the job removing the report", body = JobStatus,
+            headers(("Location" = String, description = "The job's address, /api/jobs/{id}"))),
+        (status = 400, description = "The name in the path is not usable (invalid_parameters)", body = ErrorBody),
+        (status = 401, description = "No Authorization: Bearer header, or a wrong token (code unauthorized; the reply has WWW-Authenticate: Bearer)", body = ErrorBody),
+        (status = 403, description = "Writing is off: the server has no administrator token (code writes_disabled)", body = ErrorBody),
+        (status = 404, description = "No report has that name (not_found)", body = ErrorBody),
+        (status = 503, description = "Too many changes pending (code overloaded, with Retry-After)", body = ErrorBody),
+    )
+)]
 pub(super) async fn remove(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -264,6 +322,16 @@ pub(super) async fn remove(
 }
 
 /// `GET /api/jobs/{id}`: a job's stage, progress and outcome.
+#[utoipa::path(
+    get,
+    path = "/api/jobs/{id}",
+    summary = "A job adding or removing a report: stage, progress and outcome",
+    params(("id" = String, Path, description = "The job's id, from the 202 reply")),
+    responses(
+        (status = 200, description = "The job", body = JobStatus),
+        (status = 404, description = "Unknown job (finished jobs are kept for the last 100)", body = ErrorBody),
+    )
+)]
 pub(super) async fn job(
     State(state): State<AppState>,
     id: Result<Path<String>, PathRejection>,

@@ -6,24 +6,133 @@ use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::StatusCode;
+use serde::de::{self, Deserializer, Unexpected, Visitor};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
+use super::error::ErrorBody;
+use super::openapi;
 use super::{ApiError, AppState};
 use crate::answer::{self, Answer, AskRequest, DEFAULT_ANSWER_PASSAGES};
 use crate::corpus::DocumentSpan;
 use crate::retrieve::{DEFAULT_K, Mode, SearchRequest, SearchResponse};
 
-/// Search parameters, from the query string or a JSON body.
+/// Query string of `GET /api/search`: `q` (or `query`), `k`, `mode`, `source`. Its
+/// OpenAPI description is [`openapi::search_query_params`].
 #[derive(Debug, Deserialize)]
-pub(super) struct SearchParams {
-    /// The query (`q` is accepted too).
-    #[serde(alias = "q")]
+pub(super) struct SearchQuery {
+    /// The query.
+    q: Option<String>,
+    /// Another name for `q` (`q` wins).
     query: Option<String>,
     /// Number of results.
+    #[serde(default, deserialize_with = "text_whole_number")]
     k: Option<usize>,
-    /// `bm25`, `dense` or `hybrid`.
+    /// Retrieval mode.
     mode: Option<String>,
-    /// Restrict to one report (file name).
+    /// Only this report.
+    source: Option<String>,
+}
+
+impl IntoParams for SearchQuery {
+    fn into_params(
+        _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        openapi::search_query_params()
+    }
+}
+
+/// Body of `POST /api/search`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = SearchBody)]
+pub(super) struct SearchBody {
+    #[schema(required = true, schema_with = openapi::query_text)]
+    query: Option<String>,
+    #[serde(default, deserialize_with = "json_whole_number")]
+    #[schema(schema_with = openapi::search_k_or_null)]
+    k: Option<usize>,
+    #[schema(schema_with = openapi::mode_or_null)]
+    mode: Option<String>,
+    #[schema(schema_with = openapi::report_filter_or_null)]
+    source: Option<String>,
+}
+
+/// Reads a count or offset from JSON as JSON Schema's `integer` reads it: a number with
+/// no fraction, so `5.0` is 5 (serde's `usize` refuses it); null is absent.
+fn json_whole_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+    d.deserialize_option(WholeNumber { text: false })
+}
+
+/// The same for a query string, where every value is text: `5` and `5.0` are 5.
+fn text_whole_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+    d.deserialize_option(WholeNumber { text: true })
+}
+
+/// See [`json_whole_number`]; `text`: the number may come as text.
+struct WholeNumber {
+    text: bool,
+}
+
+impl<'de> Visitor<'de> for WholeNumber {
+    type Value = Option<usize>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a whole number ≥ 0")
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        usize::try_from(v)
+            .map(Some)
+            .map_err(|_| E::invalid_value(Unexpected::Unsigned(v), &self))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        match u64::try_from(v) {
+            Ok(v) => self.visit_u64(v),
+            Err(_) => Err(E::invalid_value(Unexpected::Signed(v), &self)),
+        }
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        // Whole, not negative, and below 2^64 (the first f64 past u64::MAX).
+        if v.fract() == 0.0 && (0.0..18_446_744_073_709_551_616.0).contains(&v) {
+            self.visit_u64(v as u64)
+        } else {
+            Err(E::invalid_value(Unexpected::Float(v), &self))
+        }
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        if !self.text {
+            return Err(E::invalid_type(Unexpected::Str(v), &self));
+        }
+        if let Ok(n) = v.parse::<u64>() {
+            return self.visit_u64(n);
+        }
+        match v.parse::<f64>() {
+            Ok(f) if f.is_finite() => self.visit_f64(f),
+            _ => Err(E::invalid_value(Unexpected::Str(v), &self)),
+        }
+    }
+}
+
+/// Search fields however they came.
+struct SearchParams {
+    query: Option<String>,
+    k: Option<usize>,
+    mode: Option<String>,
     source: Option<String>,
 }
 
@@ -129,42 +238,104 @@ fn check_utf8_query(raw: Option<&str>) -> Result<(), ApiError> {
 }
 
 /// `GET /api/search?q=…&k=…&mode=…&source=…`
+#[utoipa::path(
+    get,
+    path = "/api/search",
+    summary = "Ranked passages with citations",
+    description = openapi::SEARCH_DESCRIPTION,
+    params(SearchQuery),
+    responses(
+        (status = 200, description = "The best passages first", body = SearchResponse),
+        (status = 400, description = openapi::BAD_QUERY_STRING, body = ErrorBody),
+        (status = 500, description = openapi::INTERNAL, body = ErrorBody),
+        (status = 503, description = openapi::UNAVAILABLE, body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait (with code overloaded)"))),
+    )
+)]
 pub(super) async fn search_get(
     State(state): State<AppState>,
     RawQuery(raw): RawQuery,
-    params: Result<Query<SearchParams>, QueryRejection>,
+    params: Result<Query<SearchQuery>, QueryRejection>,
 ) -> Result<Json<SearchResponse>, ApiError> {
     check_utf8_query(raw.as_deref())?;
     let Query(params) = params?;
+    let params = SearchParams {
+        query: params.q.or(params.query),
+        k: params.k,
+        mode: params.mode,
+        source: params.source,
+    };
     run_search(state, params).await
 }
 
 /// `POST /api/search` with the same fields as JSON.
+#[utoipa::path(
+    post,
+    path = "/api/search",
+    summary = "Ranked passages with citations (JSON body)",
+    description = openapi::SEARCH_DESCRIPTION,
+    request_body(content = SearchBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The best passages first", body = SearchResponse),
+        (status = 400, description = openapi::BAD_BODY, body = ErrorBody),
+        (status = 413, description = openapi::BODY_TOO_LARGE, body = ErrorBody),
+        (status = 415, description = openapi::NOT_JSON, body = ErrorBody),
+        (status = 422, description = openapi::WRONG_FIELDS, body = ErrorBody),
+        (status = 500, description = openapi::INTERNAL, body = ErrorBody),
+        (status = 503, description = openapi::UNAVAILABLE, body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait (with code overloaded)"))),
+    )
+)]
 pub(super) async fn search_post(
     State(state): State<AppState>,
-    body: Result<Json<SearchParams>, JsonRejection>,
+    body: Result<Json<SearchBody>, JsonRejection>,
 ) -> Result<Json<SearchResponse>, ApiError> {
-    let Json(params) = body?;
+    let Json(body) = body?;
+    let params = SearchParams {
+        query: body.query,
+        k: body.k,
+        mode: body.mode,
+        source: body.source,
+    };
     run_search(state, params).await
 }
 
 /// Body of `POST /api/ask`.
-#[derive(Debug, Deserialize)]
-pub(super) struct AskParams {
-    /// The question.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = AskBody)]
+pub(super) struct AskBody {
+    #[schema(required = true, schema_with = openapi::question_text)]
     question: Option<String>,
-    /// Passages to retrieve.
+    #[serde(default, deserialize_with = "json_whole_number")]
+    #[schema(schema_with = openapi::ask_k_or_null)]
     k: Option<usize>,
-    /// Restrict to one report.
+    #[schema(schema_with = openapi::report_filter_or_null)]
     source: Option<String>,
-    /// Retrieval mode.
+    #[schema(schema_with = openapi::mode_or_null)]
     mode: Option<String>,
 }
 
 /// `POST /api/ask {"question": "…", "k": 5}`
+#[utoipa::path(
+    post,
+    path = "/api/ask",
+    summary = "An answer with citation markers: extractive, or written by the language model at WENDA_LLM_URL when the server has one (extractive when it fails or times out)",
+    description = openapi::ASK_DESCRIPTION,
+    request_body(content = AskBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "An answer, or found: false with suggestions", body = Answer),
+        (status = 400, description = openapi::BAD_BODY, body = ErrorBody),
+        (status = 413, description = openapi::BODY_TOO_LARGE, body = ErrorBody),
+        (status = 415, description = openapi::NOT_JSON, body = ErrorBody),
+        (status = 422, description = openapi::WRONG_FIELDS, body = ErrorBody),
+        (status = 500, description = openapi::INTERNAL, body = ErrorBody),
+        (status = 503, description = openapi::UNAVAILABLE, body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait (with code overloaded)"))),
+    )
+)]
 pub(super) async fn ask(
     State(state): State<AppState>,
-    body: Result<Json<AskParams>, JsonRejection>,
+    body: Result<Json<AskBody>, JsonRejection>,
 ) -> Result<Json<Answer>, ApiError> {
     let Json(params) = body?;
     let mode = parse_mode(params.mode.as_deref())?;
@@ -184,21 +355,33 @@ pub(super) async fn ask(
 }
 
 /// One report in `GET /api/documents`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Document)]
 pub(super) struct DocumentInfo {
+    /// File name: the `source` of citations, filters and `/api/documents/{source}`.
     source: String,
+    /// Title from the catalog.
     title: String,
+    /// Who published the report.
     publisher: String,
+    /// Year of publication.
     year: u32,
 }
 
 /// The catalog.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(super) struct DocumentList {
+    /// Every report of the corpus, in catalog order.
     documents: Vec<DocumentInfo>,
 }
 
 /// `GET /api/documents`
+#[utoipa::path(
+    get,
+    path = "/api/documents",
+    summary = "The reports of the corpus",
+    responses((status = 200, description = "The catalog", body = DocumentList))
+)]
 pub(super) async fn documents(State(state): State<AppState>) -> Json<DocumentList> {
     Json(DocumentList {
         documents: state
@@ -216,20 +399,47 @@ pub(super) async fn documents(State(state): State<AppState>) -> Json<DocumentLis
     })
 }
 
+/// The report named in the path of `GET /api/documents/{source}`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub(super) struct SourcePath {
+    /// File name of the report, as listed by `GET /api/documents`.
+    #[param(value_type = openapi::ReportName)]
+    source: String,
+}
+
 /// Span parameters of `GET /api/documents/{source}`.
-#[derive(Debug, Deserialize)]
-pub(super) struct SpanParams {
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct SpanQuery {
+    /// Span start: 0-based code point offset (default 0); start <= end.
+    #[serde(default, deserialize_with = "text_whole_number")]
     start: Option<usize>,
+    /// Span end, exclusive (default: start + 200, at most the report's length);
+    /// start <= end <= the report's length in characters, and end - start <= 20000.
+    #[serde(default, deserialize_with = "text_whole_number")]
     end: Option<usize>,
 }
 
 /// `GET /api/documents/{source}?start=&end=`: the cited span with context.
+#[utoipa::path(
+    get,
+    path = "/api/documents/{source}",
+    summary = "A cited span of a report with context",
+    description = "Characters start..end of the report exactly as in the file (a citation's char_start..char_end), with up to 200 characters of context on each side.",
+    params(SourcePath, SpanQuery),
+    responses(
+        (status = 200, description = "The span", body = DocumentSpan),
+        (status = 400, description = openapi::BAD_SPAN, body = ErrorBody),
+        (status = 404, description = "No report of that name (code not_found)", body = ErrorBody),
+    )
+)]
 pub(super) async fn document_span(
     State(state): State<AppState>,
-    source: Result<Path<String>, PathRejection>,
-    params: Result<Query<SpanParams>, QueryRejection>,
+    source: Result<Path<SourcePath>, PathRejection>,
+    params: Result<Query<SpanQuery>, QueryRejection>,
 ) -> Result<Json<DocumentSpan>, ApiError> {
-    let Path(source) = source.map_err(|r| {
+    let Path(SourcePath { source }) = source.map_err(|r| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             crate::ErrorCode::InvalidParameters,
@@ -247,12 +457,24 @@ pub(super) async fn document_span(
     Ok(Json(span))
 }
 
+/// The state `GET /healthz` reports.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum Readiness {
+    /// Index and model are loaded (the server listens only from then on).
+    Ready,
+}
+
 /// `GET /healthz` reply.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(super) struct Health {
-    status: &'static str,
+    /// Always `ready`: the server listens only once index and model are loaded.
+    status: Readiness,
+    /// Passages in the index.
     passages: usize,
+    /// The modes this server can search with (dense and hybrid need the model).
     modes: Vec<Mode>,
+    /// The embedding model (`id@revision`), or null when running BM25 alone.
     model: Option<String>,
     /// The collection version (corpus fingerprint): changes with every report added or removed.
     version: String,
@@ -262,10 +484,16 @@ pub(super) struct Health {
 
 /// `GET /healthz`: ready once index and model are loaded (the server only
 /// starts listening after both are).
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    summary = "Readiness",
+    responses((status = 200, description = "Ready", body = Health))
+)]
 pub(super) async fn healthz(State(state): State<AppState>) -> Json<Health> {
     let snapshot = state.snapshot();
     Json(Health {
-        status: "ready",
+        status: Readiness::Ready,
         passages: snapshot.engine.passages().len(),
         modes: snapshot.engine.modes(),
         model: snapshot.engine.manifest().model_id.clone(),

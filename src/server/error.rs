@@ -21,10 +21,14 @@ pub struct ApiError {
     bearer_challenge: bool,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    error: &'a str,
-    code: &'a str,
+/// The body of every error reply, and its schema (`Error`) in the OpenAPI document.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Error, description = "The body of every error reply.")]
+pub(crate) struct ErrorBody {
+    /// What went wrong and what to do, in a sentence for people.
+    pub(crate) error: String,
+    /// Machine-readable reason, for clients to branch on.
+    pub(crate) code: ErrorCode,
 }
 
 impl ApiError {
@@ -76,9 +80,9 @@ impl IntoResponse for ApiError {
         if self.status.is_server_error() {
             tracing::error!(code = self.code.as_str(), "{}", self.message);
         }
-        let body = Body {
-            error: &self.message,
-            code: self.code.as_str(),
+        let body = ErrorBody {
+            error: self.message,
+            code: self.code,
         };
         let mut response = (self.status, Json(body)).into_response();
         if let Some(seconds) = self.retry_after {

@@ -21,7 +21,7 @@ pub const MAX_PENDING_JOBS: usize = 4;
 pub const FINISHED_JOBS_KEPT: usize = 100;
 
 /// What a job does.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum JobKind {
     /// `POST /api/documents`.
@@ -31,7 +31,7 @@ pub enum JobKind {
 }
 
 /// Where a job stands.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum JobState {
     /// Waiting for the change before it.
@@ -45,7 +45,7 @@ pub enum JobState {
 }
 
 /// The error of a failed job, in the shape of every error reply.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct JobError {
     /// A sentence for people.
     pub error: String,
@@ -54,7 +54,8 @@ pub struct JobError {
 }
 
 /// A job as `GET /api/jobs/{id}` shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = Job)]
 pub struct JobStatus {
     /// The job's id.
     pub id: String,
@@ -75,6 +76,7 @@ pub struct JobStatus {
     /// Seconds since the Unix epoch when it ended.
     pub finished_at: Option<u64>,
     /// What changed (an `Added` or `Removed` record), once succeeded.
+    #[schema(value_type = Option<Object>)]
     pub result: Option<serde_json::Value>,
     /// Why it failed.
     pub error: Option<JobError>,

@@ -11,20 +11,25 @@
 
 mod admin;
 mod api;
+mod conn;
 mod error;
 pub mod jobs;
+mod openapi;
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use tower_http::timeout::TimeoutLayer;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 
 pub use error::ApiError;
 
@@ -40,6 +45,25 @@ pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
 /// Requests taking longer than this get 503 (the server is overloaded, not the client
 /// slow): a search takes milliseconds, an answer well under a second even on 2 cores.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Longest accepted request target (path and query string), in bytes; longer gets 414
+/// `uri_too_long`. A query at its 2,000-character limit is at most 24,000 bytes
+/// percent-encoded (4-byte characters, 12 bytes each), so every request the OpenAPI
+/// document allows fits.
+pub const MAX_URI_BYTES: usize = 32 * 1024;
+
+/// Most bytes of header fields (names and values) a request may carry; more gets 431
+/// `headers_too_large`.
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+
+/// Most header fields a request may carry (hyper's default, made explicit); more gets 431.
+pub const MAX_HEADERS: usize = 100;
+
+/// hyper's read buffer limit: a request head (request line and headers) larger than this
+/// is refused by hyper itself, before the router sees it; [`conn`] turns that reply into
+/// the same JSON as ours. Well above [`MAX_URI_BYTES`] + [`MAX_HEADER_BYTES`], so the
+/// router's own checks, with their precise messages, answer all but absurd heads.
+const HEAD_BUFFER_BYTES: usize = 128 * 1024;
 
 /// Searches and answers admitted at once, per core: each takes 20–40 ms of CPU on the
 /// 2-core machine, so 8 per core bounds a request's wait to a few hundred milliseconds;
@@ -138,71 +162,140 @@ impl AppState {
 const INDEX_HTML: &str = include_str!("page/index.html");
 const APP_JS: &str = include_str!("page/app.js");
 const STYLE_CSS: &str = include_str!("page/style.css");
-const OPENAPI_JSON: &str = include_str!("openapi.json");
 
-/// The application's routes with their middleware.
+/// The application's routes with their middleware, with the default [`REQUEST_TIMEOUT`].
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route(
-            "/",
-            get(|| async { static_file("text/html; charset=utf-8", INDEX_HTML) }),
-        )
-        .route(
-            "/app.js",
-            get(|| async { static_file("text/javascript; charset=utf-8", APP_JS) }),
-        )
-        .route(
-            "/style.css",
-            get(|| async { static_file("text/css; charset=utf-8", STYLE_CSS) }),
-        )
-        .route(
-            "/api/openapi.json",
-            get(|| async { static_file("application/json", OPENAPI_JSON) }),
-        )
-        .route("/api/search", get(api::search_get).post(api::search_post))
-        .route("/api/ask", post(api::ask))
-        .route(
-            "/api/documents",
-            get(api::documents)
-                .post(admin::upload)
-                .layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES)),
-        )
-        .route(
-            "/api/documents/{source}",
-            get(api::document_span).delete(admin::remove),
-        )
-        .route("/api/jobs/{id}", get(admin::job))
-        .route("/healthz", get(api::healthz))
-        .fallback(|| async {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                crate::ErrorCode::NotFound,
-                "no such route; see /api/openapi.json",
-            )
-        })
-        .method_not_allowed_fallback(|| async {
-            ApiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                crate::ErrorCode::MethodNotAllowed,
-                "this route does not take that method; see /api/openapi.json",
-            )
-        })
-        .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            REQUEST_TIMEOUT,
-        ))
-        .layer(TraceLayer::new_for_http())
-        .with_state(state)
+    router_with(state, REQUEST_TIMEOUT)
 }
 
-fn static_file(content_type: &'static str, body: &'static str) -> impl IntoResponse {
+/// The API's operations: each handler's route and its OpenAPI description come from the
+/// same `#[utoipa::path]` attribute, so the document lists exactly the routes served.
+fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(api::search_get, api::search_post))
+        .routes(routes!(api::ask))
+        .routes(
+            routes!(api::documents, admin::upload).layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES)),
+        )
+        .routes(routes!(api::document_span, admin::remove))
+        .routes(routes!(admin::job))
+        .routes(routes!(api::healthz))
+}
+
+/// [`router`] with an explicit time limit per request. The OpenAPI document is made once
+/// here, with the names of the reports this server has.
+fn router_with(state: AppState, request_timeout: Duration) -> Router {
+    let (api, spec) = api_routes().split_for_parts();
+    api.route(
+        "/",
+        get(|| async { static_file("text/html; charset=utf-8", INDEX_HTML) }),
+    )
+    .route(
+        "/app.js",
+        get(|| async { static_file("text/javascript; charset=utf-8", APP_JS) }),
+    )
+    .route(
+        "/style.css",
+        get(|| async { static_file("text/css; charset=utf-8", STYLE_CSS) }),
+    )
+    .route(
+        "/api/openapi.json",
+        // Made per request: the report names in it change as reports are added and removed.
+        get(move |State(state): State<AppState>| {
+            let spec = spec.clone();
+            async move {
+                let reports: Vec<String> = state
+                    .snapshot()
+                    .documents
+                    .reports()
+                    .iter()
+                    .map(|r| r.file.clone())
+                    .collect();
+                let document = axum::body::Bytes::from(openapi::document(spec, &reports));
+                static_file("application/json", document)
+            }
+        }),
+    )
+    .fallback(|| async {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            crate::ErrorCode::NotFound,
+            "no such route; see /api/openapi.json",
+        )
+    })
+    .method_not_allowed_fallback(|| async {
+        ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            crate::ErrorCode::MethodNotAllowed,
+            "this route does not take that method; see /api/openapi.json",
+        )
+    })
+    .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
+    .layer(axum::middleware::from_fn_with_state(
+        request_timeout,
+        time_limit,
+    ))
+    .layer(axum::middleware::from_fn(head_limits))
+    .layer(TraceLayer::new_for_http())
+    .with_state(state)
+}
+
+/// 503 `timeout` as JSON for a request still running after `limit` (tower-http's
+/// timeout layer answers with an empty body).
+async fn time_limit(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            crate::ErrorCode::Timeout,
+            format!(
+                "the request took longer than {} s and was given up; retry later",
+                limit.as_secs_f64()
+            ),
+        )
+        .into_response(),
+    }
+}
+
+/// 414 and 431 as JSON for request targets and header fields over [`MAX_URI_BYTES`] and
+/// [`MAX_HEADER_BYTES`], before any handler runs.
+async fn head_limits(request: Request, next: Next) -> Response {
+    let uri = request.uri();
+    let target = uri.path_and_query().map_or(0, |p| p.as_str().len())
+        + uri.authority().map_or(0, |a| a.as_str().len());
+    if target > MAX_URI_BYTES {
+        return ApiError::new(
+            StatusCode::URI_TOO_LONG,
+            crate::ErrorCode::UriTooLong,
+            format!(
+                "the request target has {target} bytes; the limit is {MAX_URI_BYTES}: send long text in a POST body (POST /api/search, POST /api/ask)"
+            ),
+        )
+        .into_response();
+    }
+    let headers: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if headers > MAX_HEADER_BYTES {
+        return ApiError::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            crate::ErrorCode::HeadersTooLarge,
+            format!("the header fields have {headers} bytes; the limit is {MAX_HEADER_BYTES}"),
+        )
+        .into_response();
+    }
+    next.run(request).await
+}
+
+fn static_file(content_type: &'static str, body: impl Into<axum::body::Body>) -> impl IntoResponse {
     (
         [
             (header::CONTENT_TYPE, content_type),
             (header::CACHE_CONTROL, "no-cache"),
         ],
-        body,
+        body.into(),
     )
 }
 
@@ -223,6 +316,8 @@ pub struct ServeOptions {
     pub header_read_timeout: Duration,
     /// See [`SHUTDOWN_GRACE`].
     pub shutdown_grace: Duration,
+    /// See [`REQUEST_TIMEOUT`].
+    pub request_timeout: Duration,
 }
 
 impl Default for ServeOptions {
@@ -230,6 +325,7 @@ impl Default for ServeOptions {
         ServeOptions {
             header_read_timeout: HEADER_READ_TIMEOUT,
             shutdown_grace: SHUTDOWN_GRACE,
+            request_timeout: REQUEST_TIMEOUT,
         }
     }
 }
@@ -254,7 +350,7 @@ pub async fn serve_with(
     options: ServeOptions,
 ) -> std::io::Result<()> {
     let watcher = tokio::spawn(watch_collection(state.collection.clone()));
-    let app = router(state);
+    let app = router_with(state, options.request_timeout);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -274,7 +370,10 @@ pub async fn serve_with(
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder
             .timer(hyper_util::rt::TokioTimer::new())
-            .header_read_timeout(options.header_read_timeout);
+            .header_read_timeout(options.header_read_timeout)
+            .max_buf_size(HEAD_BUFFER_BYTES)
+            .max_headers(MAX_HEADERS);
+        let stream = conn::JsonErrorReplies::new(stream);
         let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
         let connection = graceful.watch(connection);
         tokio::spawn(async move {

@@ -64,7 +64,21 @@ impl TestServer {
         Self::start_state(AppState::with_capacity(engine, documents, llm, capacity))
     }
 
+    /// A server with explicit connection and request limits.
+    pub fn start_with_options(
+        engine: Arc<Engine>,
+        llm: Option<LlmClient>,
+        options: server::ServeOptions,
+    ) -> TestServer {
+        let documents = Arc::new(corpus().documents());
+        Self::start_options(AppState::new(engine, documents, llm), options)
+    }
+
     fn start_state(state: AppState) -> TestServer {
+        Self::start_options(state, server::ServeOptions::default())
+    }
+
+    fn start_options(state: AppState, options: server::ServeOptions) -> TestServer {
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
@@ -76,9 +90,14 @@ impl TestServer {
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 addr_tx.send(listener.local_addr().unwrap()).unwrap();
-                server::serve(listener, state, async {
-                    let _ = stop_rx.await;
-                })
+                server::serve_with(
+                    listener,
+                    state,
+                    async {
+                        let _ = stop_rx.await;
+                    },
+                    options,
+                )
                 .await
                 .unwrap();
             });
@@ -443,5 +462,186 @@ impl Drop for LiveServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Sends `request` as is (any bytes, however malformed or large) on a new connection and
+/// returns status, head and body of the reply. Writing may fail once the server has
+/// answered and closed (it refuses a head before reading all of it); the reply is read
+/// all the same.
+pub fn raw(addr: std::net::SocketAddr, request: &[u8]) -> (u16, String, String) {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let _ = stream.write_all(request);
+    let mut raw = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => raw.extend_from_slice(&chunk[..n]),
+            // A reset after the reply (unread request bytes) ends the reply.
+            Err(_) if !raw.is_empty() => break,
+            Err(e) => panic!("no reply: {e}"),
+        }
+        if let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok());
+            if length.is_some_and(|n| raw.len() >= split + 4 + n) {
+                break;
+            }
+        }
+    }
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no HTTP head in {:?}", String::from_utf8_lossy(&raw)));
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = String::from_utf8_lossy(&raw[split + 4..]).into_owned();
+    (status, head, body)
+}
+
+/// Checks `value` against `schema`, a JSON Schema inside the OpenAPI document `spec`
+/// (for `$ref`s to `#/components/schemas/…`): the keywords the document uses (`type`,
+/// `enum`, `required`, `properties`, `items`, `oneOf`, `anyOf`, bounds, lengths,
+/// `pattern`). Returns each violation with its place in `value`.
+pub fn schema_errors(
+    spec: &serde_json::Value,
+    schema: &serde_json::Value,
+    value: &serde_json::Value,
+) -> Vec<String> {
+    let mut errors = Vec::new();
+    check_schema(spec, schema, value, "$", &mut errors);
+    errors
+}
+
+fn check_schema(
+    spec: &serde_json::Value,
+    schema: &serde_json::Value,
+    value: &serde_json::Value,
+    at: &str,
+    errors: &mut Vec<String>,
+) {
+    use serde_json::Value;
+    let mut fail = |message: String| errors.push(format!("{at}: {message}"));
+    if let Some(reference) = schema.get("$ref").and_then(Value::as_str) {
+        let name = reference
+            .strip_prefix("#/components/schemas/")
+            .unwrap_or_else(|| panic!("unexpected $ref {reference}"));
+        let target = &spec["components"]["schemas"][name];
+        assert!(target.is_object(), "dangling $ref {reference}");
+        check_schema(spec, target, value, at, errors);
+        return;
+    }
+    if let Some(types) = schema.get("type") {
+        let types: Vec<&str> = match types {
+            Value::String(t) => vec![t.as_str()],
+            Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+            other => panic!("bad type {other}"),
+        };
+        let fits = |t: &str| match t {
+            "null" => value.is_null(),
+            "boolean" => value.is_boolean(),
+            "string" => value.is_string(),
+            "number" => value.is_number(),
+            "integer" => value.is_i64() || value.is_u64(),
+            "array" => value.is_array(),
+            "object" => value.is_object(),
+            other => panic!("unknown type {other}"),
+        };
+        if !types.iter().any(|t| fits(t)) {
+            fail(format!("{value} is not of type {types:?}"));
+            return;
+        }
+    }
+    if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
+        && !allowed.contains(value)
+    {
+        fail(format!("{value} is not one of {allowed:?}"));
+    }
+    for (keyword, pass) in [
+        ("oneOf", &(|n: usize| n == 1) as &dyn Fn(usize) -> bool),
+        ("anyOf", &|n: usize| n >= 1),
+    ] {
+        if let Some(branches) = schema.get(keyword).and_then(Value::as_array) {
+            let fitting = branches
+                .iter()
+                .filter(|b| schema_errors(spec, b, value).is_empty())
+                .count();
+            if !pass(fitting) {
+                fail(format!("{value} fits {fitting} branches of {keyword}"));
+            }
+        }
+    }
+    if let Some(n) = value.as_f64() {
+        if let Some(min) = schema.get("minimum").and_then(Value::as_f64)
+            && n < min
+        {
+            fail(format!("{n} < minimum {min}"));
+        }
+        if let Some(max) = schema.get("maximum").and_then(Value::as_f64)
+            && n > max
+        {
+            fail(format!("{n} > maximum {max}"));
+        }
+    }
+    if let Some(s) = value.as_str() {
+        let chars = s.chars().count() as u64;
+        if let Some(min) = schema.get("minLength").and_then(Value::as_u64)
+            && chars < min
+        {
+            fail(format!("{chars} characters < minLength {min}"));
+        }
+        if let Some(max) = schema.get("maxLength").and_then(Value::as_u64)
+            && chars > max
+        {
+            fail(format!("{chars} characters > maxLength {max}"));
+        }
+        if let Some(pattern) = schema.get("pattern").and_then(Value::as_str)
+            && !regex::Regex::new(pattern).unwrap().is_match(s)
+        {
+            fail(format!("{s:?} does not match {pattern}"));
+        }
+    }
+    if let Some(items) = value.as_array() {
+        if let Some(max) = schema.get("maxItems").and_then(Value::as_u64)
+            && items.len() as u64 > max
+        {
+            fail(format!("{} items > maxItems {max}", items.len()));
+        }
+        if let Some(item_schema) = schema.get("items") {
+            for (i, item) in items.iter().enumerate() {
+                check_schema(spec, item_schema, item, &format!("{at}[{i}]"), errors);
+            }
+        }
+    }
+    if let Some(object) = value.as_object() {
+        for name in schema
+            .get("required")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
+            if !object.contains_key(name) {
+                errors.push(format!("{at}: required field {name} is missing"));
+            }
+        }
+        if let Some(properties) = schema.get("properties").and_then(Value::as_object) {
+            for (name, field) in object {
+                match properties.get(name) {
+                    Some(field_schema) => {
+                        check_schema(spec, field_schema, field, &format!("{at}.{name}"), errors)
+                    }
+                    // Our responses carry no field the document does not name.
+                    None => errors.push(format!("{at}: field {name} is not in the schema")),
+                }
+            }
+        }
     }
 }
