@@ -610,7 +610,7 @@ fn cmd_index(paths: &Paths, bars: &dyn Progress) -> Result<()> {
         started.elapsed().as_secs_f64(),
         match &built.manifest.model_id {
             Some(m) => format!(
-                "; vectors from {m} ({} passages embedded, the others from the vector cache)",
+                "; vectors from {m} ({} passages and sentences embedded, the others from the vector cache)",
                 built.manifest.embedded
             ),
             None => "; BM25 only".into(),
