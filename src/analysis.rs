@@ -369,7 +369,6 @@ mod tests {
         assert!(!in_chinese("How many stores?"));
     }
 
-
     fn words(text: &str) -> Vec<String> {
         Analyzer::new()
             .analyze(text)

@@ -302,7 +302,12 @@ pub fn ask_with(engine: &Engine, request: &AskRequest, llm: Option<&LlmClient>) 
         .map(|((hit, meaning), _)| Evidence::new(hit, meaning))
         .collect();
     if relevant.is_empty() {
-        relevant = response.results.iter().zip(&meanings).map(|(hit, meaning)| Evidence::new(hit, meaning)).collect();
+        relevant = response
+            .results
+            .iter()
+            .zip(&meanings)
+            .map(|(hit, meaning)| Evidence::new(hit, meaning))
+            .collect();
     }
     let chinese = in_chinese(&request.question);
     let generated = llm.and_then(|llm| {
@@ -724,13 +729,13 @@ mod tests {
         let b = hit(2, "医疗大模型辅助医生书写病历。");
         let meaning_a = Some(vec![0.71, 0.86]);
         let meaning_b = Some(vec![0.74]);
-        let evidence = [
-            Evidence::new(&a, &meaning_a),
-            Evidence::new(&b, &meaning_b),
-        ];
+        let evidence = [Evidence::new(&a, &meaning_a), Evidence::new(&b, &meaning_b)];
         let question = "How many stores does Belle have?";
         let (answer, _) = compose(question, false, &evidence, &terms, &analyzer);
-        assert!(answer.starts_with("百丽时尚在全国拥有超过9000家直营门店。"), "{answer}");
+        assert!(
+            answer.starts_with("百丽时尚在全国拥有超过9000家直营门店。"),
+            "{answer}"
+        );
         // Without sentence vectors the answer falls back to the best passage's opening.
         let plain = [Evidence::new(&a, &None), Evidence::new(&b, &None)];
         let (answer, _) = compose(question, false, &plain, &terms, &analyzer);

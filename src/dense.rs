@@ -168,7 +168,6 @@ impl DenseIndex {
     }
 }
 
-
 /// The vectors of every passage's readable sentences
 /// ([`crate::corpus::readable_sentences`]), passage after passage, so an answer can pick
 /// the sentences closest in meaning to the question (the only signal for a question in
@@ -211,7 +210,9 @@ impl SentenceVectors {
         if query.len() != self.vectors.dim() {
             return Vec::new();
         }
-        (from..to).map(|i| self.vectors.similarity(i, query)).collect()
+        (from..to)
+            .map(|i| self.vectors.similarity(i, query))
+            .collect()
     }
 
     /// Number of sentence vectors.
@@ -252,7 +253,11 @@ mod tests {
         assert!(sentences.similarities(3, &q).is_empty());
         // Counts that do not add up to the rows: a damaged index.
         let err = SentenceVectors::new(open(), &[2, 2], &path).err().unwrap();
-        assert!(err.to_string().contains("3 sentence vectors for 4 sentences"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("3 sentence vectors for 4 sentences"),
+            "{err}"
+        );
     }
 
     #[test]

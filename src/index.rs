@@ -494,7 +494,11 @@ fn build_data(
     write_vectors(&data_dir.join("vectors.f16"), &vectors, dim)?;
     let vectors = vectors_of(&sentence_texts, "sentence")?;
     write_vectors(&data_dir.join("sentences.f16"), &vectors, dim)?;
-    let keep: Vec<&str> = passage_texts.iter().chain(&sentence_texts).copied().collect();
+    let keep: Vec<&str> = passage_texts
+        .iter()
+        .chain(&sentence_texts)
+        .copied()
+        .collect();
     cache.save(root, &keep)?;
     Ok(BuiltVectors {
         model_id: Some(model_id.to_string()),

@@ -3,9 +3,9 @@
 //! point the CLI, the server and the evaluation call.
 
 use std::collections::HashMap;
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -901,7 +901,10 @@ mod tests {
         assert_eq!(adaptive, Fusion::default());
         let weighted = |w| Fusion::Weighted { dense_weight: w };
         // Exact Chinese terms: BM25 keeps its usual share.
-        assert_eq!(adaptive.for_query("百丽时尚有多少家直营门店？"), weighted(DENSE_WEIGHT));
+        assert_eq!(
+            adaptive.for_query("百丽时尚有多少家直营门店？"),
+            weighted(DENSE_WEIGHT)
+        );
         // An English question quoting a Chinese term keeps it too.
         assert_eq!(
             adaptive.for_query("What does Tencent's digital human (数智人) do?"),

@@ -164,7 +164,11 @@ fn every_readable_sentence_of_a_passage_has_a_vector_and_the_closest_is_the_ques
     assert_eq!(best, target, "{cosines:?}");
     // The manifest counts every readable sentence of every passage.
     assert_eq!(e.manifest().sentences, {
-        let total: usize = e.passages().iter().map(|p| readable_sentences(&p.text).len()).sum();
+        let total: usize = e
+            .passages()
+            .iter()
+            .map(|p| readable_sentences(&p.text).len())
+            .sum();
         total
     });
 }
@@ -222,7 +226,8 @@ fn a_question_asked_again_is_embedded_once() {
     // BM25 needs no vector; a new question is a miss; clearing forgets.
     let bm25 = e.search(&request(QUESTION, Mode::Bm25, 5)).unwrap();
     assert_eq!(bm25.timings.query_cache, None);
-    e.search(&request("医疗行业的智能诊断", Mode::Dense, 5)).unwrap();
+    e.search(&request("医疗行业的智能诊断", Mode::Dense, 5))
+        .unwrap();
     assert_eq!(embedded(), 2);
     e.clear_query_cache();
     let cleared = e.search(&request(QUESTION, Mode::Dense, 5)).unwrap();

@@ -369,7 +369,11 @@ pub fn run_add(
     let all_texts: Vec<String> = texts
         .iter()
         .cloned()
-        .chain(texts.iter().flat_map(|t| wenda::corpus::readable_sentences(t)))
+        .chain(
+            texts
+                .iter()
+                .flat_map(|t| wenda::corpus::readable_sentences(t)),
+        )
         .filter(|t| seen.insert(t.clone()))
         .collect();
     let all_refs: Vec<&str> = all_texts.iter().map(String::as_str).collect();

@@ -24,7 +24,20 @@ pub fn clean_for_reading(text: &str) -> String {
                 if after[1..].starts_with(|c: char| c.is_ascii_alphabetic() || c == '/')
                     && after[1..close].chars().all(|c| {
                         c.is_ascii_alphanumeric()
-                            || matches!(c, '/' | ' ' | '=' | '"' | '\'' | '-' | ':' | ';' | '.' | '#' | '%' | '_')
+                            || matches!(
+                                c,
+                                '/' | ' '
+                                    | '='
+                                    | '"'
+                                    | '\''
+                                    | '-'
+                                    | ':'
+                                    | ';'
+                                    | '.'
+                                    | '#'
+                                    | '%'
+                                    | '_'
+                            )
                     }) =>
             {
                 out.push(' ');

@@ -5,8 +5,8 @@ mod catalog;
 mod chunk;
 mod clean;
 mod documents;
-mod sentences;
 pub mod extract;
+mod sentences;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -21,12 +21,12 @@ pub use chunk::{
     split_sentences,
 };
 pub use clean::clean_for_reading;
+pub use documents::{DocumentSpan, Documents, MAX_SPAN_CHARS, SPAN_CONTEXT_CHARS};
 pub use sentences::{
     FURNITURE_MARKERS, MAX_HEADING_CHARS, MIN_CHARS_PER_PIECE, MIN_PROSE_HAN_SHARE,
     MIN_SENTENCE_CHARS, SENTENCE_RULES_VERSION, is_furniture, is_heading, is_prose,
     readable_sentences,
 };
-pub use documents::{DocumentSpan, Documents, MAX_SPAN_CHARS, SPAN_CONTEXT_CHARS};
 
 use crate::error::{Error, Result};
 

@@ -86,8 +86,9 @@ mod tests {
 
     #[test]
     fn sentences_split_at_chinese_marks_and_drop_fragments_and_bullets() {
-        let s =
-            readable_sentences("• 金融行业是大模型落地最快的领域之一。短句。医疗大模型辅助医生书写病历！");
+        let s = readable_sentences(
+            "• 金融行业是大模型落地最快的领域之一。短句。医疗大模型辅助医生书写病历！",
+        );
         assert_eq!(
             s,
             vec![

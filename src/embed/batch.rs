@@ -128,7 +128,9 @@ impl Encoder for QueryBatcher {
     }
 
     fn encode_query(&self, query: &str) -> Result<Vec<f32>> {
-        self.submit(query)?.recv().unwrap_or_else(|_| Err(stopped()))
+        self.submit(query)?
+            .recv()
+            .unwrap_or_else(|_| Err(stopped()))
     }
 
     fn encode_passages(&self, texts: &[&str], progress: &dyn Progress) -> Result<Vec<Vec<f32>>> {

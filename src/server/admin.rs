@@ -10,8 +10,8 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::jobs::{JobKind, JobStatus};
 use super::error::ErrorBody;
+use super::jobs::{JobKind, JobStatus};
 use super::{ApiError, AppState};
 use crate::ErrorCode;
 use crate::collection::NewReport;

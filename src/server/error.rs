@@ -213,8 +213,8 @@ mod tests {
 
     #[test]
     fn a_full_query_queue_is_503_with_retry_after() {
-        let response = ApiError::from(Error::Overloaded("64 questions are waiting".into()))
-            .into_response();
+        let response =
+            ApiError::from(Error::Overloaded("64 questions are waiting".into())).into_response();
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(
             response.headers()[axum::http::header::RETRY_AFTER],
