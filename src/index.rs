@@ -603,11 +603,15 @@ fn add_index_vectors(root: &Path, cache: &mut VectorCache, model_id: &str, dim: 
     ) else {
         return;
     };
-    for (i, p) in passages.iter().enumerate() {
-        if cache.get(&p.text).is_none() {
-            cache.insert(&p.text, &vectors.vector(i));
+    let seed = |cache: &mut VectorCache, texts: &[&str], vectors: &DenseIndex| {
+        for (i, text) in texts.iter().enumerate() {
+            if cache.get(text).is_none() {
+                cache.insert(text, &vectors.vector(i));
+            }
         }
-    }
+    };
+    let texts: Vec<&str> = passages.iter().map(|p| p.text.as_str()).collect();
+    seed(cache, &texts, &vectors);
     // Sentence vectors line up with today's sentences only under the same rules.
     if manifest.sentences == 0 || manifest.settings != current_settings() {
         return;
@@ -624,11 +628,8 @@ fn add_index_vectors(root: &Path, cache: &mut VectorCache, model_id: &str, dim: 
     ) else {
         return;
     };
-    for (i, s) in sentences.iter().enumerate() {
-        if cache.get(s).is_none() {
-            cache.insert(s, &vectors.vector(i));
-        }
-    }
+    let texts: Vec<&str> = sentences.iter().map(String::as_str).collect();
+    seed(cache, &texts, &vectors);
 }
 
 /// Name of the lock file that one build at a time holds in the index folder.
