@@ -263,11 +263,11 @@ pub fn ask_with(engine: &Engine, request: &AskRequest, llm: Option<&LlmClient>) 
         })
         .collect();
     let response = engine.present(ranking)?;
-    let analyzer = Analyzer::new();
+    let analyzer = engine.analyzer();
     let coverages: Vec<f32> = response
         .results
         .iter()
-        .map(|h| coverage(&h.text, &terms, &analyzer))
+        .map(|h| coverage(&h.text, &terms, analyzer))
         .collect();
     let best_coverage = coverages.iter().copied().fold(0.0, f32::max);
     let confidence = confidence(dense_stats, best_coverage, in_chinese(&request.question));
@@ -318,7 +318,7 @@ pub fn ask_with(engine: &Engine, request: &AskRequest, llm: Option<&LlmClient>) 
         Some((answer, sources)) => (answer, sources, GeneratedBy::Llm),
         None => {
             let (answer, sources) =
-                compose(&request.question, chinese, &relevant, &terms, &analyzer);
+                compose(&request.question, chinese, &relevant, &terms, analyzer);
             (answer, sources, GeneratedBy::Extractive)
         }
     };

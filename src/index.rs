@@ -8,6 +8,7 @@
 //!   vectors-<id>.cache   passage vectors by content, one file per model (embed::cache)
 //!   data-<stamp>/
 //!     passages.jsonl     passage text + citation, line i = ordinal i
+//!     vocabulary.txt     the collection's words added to jieba (analysis::Vocabulary)
 //!     tantivy/           the lexical index
 //!     vectors.f16        passage vectors, row i = ordinal i
 //!     sentences.f16      vectors of each passage's readable sentences, in order
@@ -37,7 +38,9 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::analysis::ANALYZER_VERSION;
+use crate::analysis::{
+    ANALYZER_VERSION, Analyzer, VOCABULARY_FILE, VOCABULARY_RULES_VERSION, Vocabulary,
+};
 use crate::atomic_file::rename_durable;
 use crate::atomic_file::write_atomic;
 use crate::corpus::{Passage, SENTENCE_RULES_VERSION, chunker_settings, readable_sentences};
@@ -48,7 +51,7 @@ use crate::lexical::{LexicalIndex, REPORT_BOOST, SECTION_BOOST};
 use crate::progress::Progress;
 
 /// Version of the on-disk layout; a different version is rebuilt.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 
 /// The manifest's file name inside the index folder.
 pub const MANIFEST_FILE: &str = "manifest.json";
@@ -80,7 +83,8 @@ pub struct Manifest {
     pub built_at: u64,
     /// Wall time of the build in seconds.
     pub build_seconds: f64,
-    /// SHA-256 of our own data files (`passages.jsonl`, `vectors.f16`, `sentences.f16`), checked at
+    /// SHA-256 of our own data files (`passages.jsonl`, `vocabulary.txt`, `vectors.f16`,
+    /// `sentences.f16`), checked at
     /// open; tantivy checks its own files. Absent in layout-1 manifests, which then fail
     /// the format-version check with that message rather than as "corrupt".
     #[serde(default)]
@@ -93,7 +97,7 @@ pub struct Manifest {
 /// The analysis, chunking and ranking settings an index depends on.
 pub fn current_settings() -> String {
     format!(
-        "{ANALYZER_VERSION}; {}; section_boost={SECTION_BOOST}; report_boost={REPORT_BOOST}; {SENTENCE_RULES_VERSION}",
+        "{ANALYZER_VERSION}; {VOCABULARY_RULES_VERSION}; {}; section_boost={SECTION_BOOST}; report_boost={REPORT_BOOST}; {SENTENCE_RULES_VERSION}",
         chunker_settings()
     )
 }
@@ -253,7 +257,18 @@ pub fn open(root: &Path, expected: &Expectation) -> Result<StoredIndex> {
             passages.len()
         )));
     }
-    let lexical = LexicalIndex::open(&data_dir.join("tantivy"))
+    let vocabulary_path = data_dir.join(VOCABULARY_FILE);
+    let vocabulary = std::str::from_utf8(&files.remove(VOCABULARY_FILE).unwrap_or_default())
+        .map_err(|e| {
+            Error::io(
+                &vocabulary_path,
+                std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+            )
+        })
+        .and_then(|text| Vocabulary::from_file_text(text, &vocabulary_path))
+        .map_err(|e| damaged(format!("vocabulary unreadable: {e}")))?;
+    let analyzer = Analyzer::with_vocabulary(&vocabulary);
+    let lexical = LexicalIndex::open(&data_dir.join("tantivy"), &analyzer)
         .map_err(|e| damaged(format!("lexical index is corrupt: {e}")))?;
     if lexical.len() as usize != passages.len() {
         return Err(damaged(format!(
@@ -461,10 +476,26 @@ fn build_data(
 ) -> Result<BuiltVectors> {
     std::fs::create_dir_all(data_dir).map_err(|e| Error::io(data_dir, e))?;
     write_passages(&data_dir.join("passages.jsonl"), passages)?;
+    let vocabulary = Vocabulary::discover(
+        passages.iter().map(|p| p.text.as_str()),
+        report_labels.values().map(String::as_str),
+    );
+    tracing::info!(
+        "vocabulary: {} words added to jieba ({})",
+        vocabulary.len(),
+        data_dir.join(VOCABULARY_FILE).display()
+    );
+    std::fs::write(data_dir.join(VOCABULARY_FILE), vocabulary.to_file_text())
+        .map_err(|e| Error::io(data_dir.join(VOCABULARY_FILE), e))?;
     progress.stage("BM25 index", passages.len() as u64);
-    LexicalIndex::build(&data_dir.join("tantivy"), passages, report_labels, &|n| {
-        progress.position(n as u64)
-    })?;
+    let analyzer = Analyzer::with_vocabulary(&vocabulary);
+    LexicalIndex::build(
+        &data_dir.join("tantivy"),
+        passages,
+        report_labels,
+        &analyzer,
+        &|n| progress.position(n as u64),
+    )?;
     progress.finish();
     let Some(encoder) = encoder else {
         return Ok(BuiltVectors {
@@ -684,7 +715,12 @@ fn remove_other_data_dirs(root: &Path, keep: &str) {
 }
 
 /// Our data files in a data folder, whose checksums the manifest keeps.
-const CHECKED_FILES: [&str; 3] = ["passages.jsonl", "vectors.f16", "sentences.f16"];
+const CHECKED_FILES: [&str; 4] = [
+    "passages.jsonl",
+    VOCABULARY_FILE,
+    "vectors.f16",
+    "sentences.f16",
+];
 
 /// The bytes of each of [`CHECKED_FILES`] present in `data_dir`, read once: they are
 /// checksummed and then parsed from memory.
@@ -780,7 +816,7 @@ mod tests {
     }
 
     fn passages() -> Vec<Passage> {
-        ["大模型在医疗行业的应用", "金融行业的智能客服"]
+        ["大模型在医疗行业的应用", "金融行业的智能客服，如京东“言犀”"]
             .iter()
             .enumerate()
             .map(|(i, t)| Passage {
@@ -947,5 +983,28 @@ mod tests {
         std::fs::write(&path, text.replace("医疗", "金融")).unwrap();
         let err = open(root, &expect("abc")).err().unwrap().to_string();
         assert!(err.contains("passages.jsonl changed"), "{err}");
+    }
+
+    #[test]
+    fn the_vocabulary_is_built_with_the_index_and_guarded_by_its_checksum() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let built = build_plain(root).unwrap();
+        let path = built.data_dir.join(VOCABULARY_FILE);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("言犀 quoted"), "{text}");
+        assert!(
+            built
+                .lexical
+                .analyzer()
+                .analyze("言犀")
+                .iter()
+                .any(|t| t.text == "言犀")
+        );
+        assert!(current_settings().contains(VOCABULARY_RULES_VERSION));
+        // A word slipped into the file would change the analysis: refused.
+        std::fs::write(&path, format!("{text}大模 quoted\n")).unwrap();
+        let err = open(root, &expect("abc")).err().unwrap().to_string();
+        assert!(err.contains("vocabulary.txt changed"), "{err}");
     }
 }

@@ -56,6 +56,8 @@ pub struct LexicalHit {
 pub struct LexicalIndex {
     index: Index,
     reader: IndexReader,
+    /// The analyzer its documents were indexed with; queries must use the same.
+    analyzer: Analyzer,
     text: Field,
     section: Field,
     report: Field,
@@ -88,11 +90,12 @@ impl LexicalIndex {
         dir: &Path,
         passages: &[Passage],
         report_labels: &HashMap<String, String>,
+        analyzer: &Analyzer,
         progress: &dyn Fn(usize),
     ) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let index = Index::create_in_dir(dir, schema())?;
-        register(&index);
+        register(&index, analyzer);
         let s = index.schema();
         let (ord, text, section, report, source) = (
             field(&s, ORD_FIELD)?,
@@ -117,11 +120,11 @@ impl LexicalIndex {
         writer.commit()?;
         writer.wait_merging_threads()?;
         progress(passages.len());
-        Self::open(dir)
+        Self::open(dir, analyzer)
     }
 
-    /// Opens an index built by [`LexicalIndex::build`].
-    pub fn open(dir: &Path) -> Result<Self> {
+    /// Opens an index built by [`LexicalIndex::build`] with the same `analyzer`.
+    pub fn open(dir: &Path, analyzer: &Analyzer) -> Result<Self> {
         let index = Index::open_in_dir(dir)?;
         // Garbled bytes inside segment files pass tantivy's open and then panic in
         // searches; every file carries a checksum, so verify them all here (a few
@@ -134,7 +137,7 @@ impl LexicalIndex {
                 format!("checksum mismatch in {}", names.join(", ")),
             )));
         }
-        register(&index);
+        register(&index, analyzer);
         let s = index.schema();
         let reader = index
             .reader_builder()
@@ -147,7 +150,14 @@ impl LexicalIndex {
             source: field(&s, "source")?,
             index,
             reader,
+            analyzer: analyzer.clone(),
         })
+    }
+
+    /// The analyzer the index was built with (jieba plus the collection's vocabulary):
+    /// queries are analysed with it so they produce the index's terms.
+    pub fn analyzer(&self) -> &Analyzer {
+        &self.analyzer
     }
 
     /// Number of passages in the index.
@@ -254,7 +264,7 @@ impl LexicalIndex {
         }
         Ok(Snippets {
             weights,
-            analyzer: Analyzer::new(),
+            analyzer: self.analyzer.clone(),
         })
     }
 
@@ -365,10 +375,11 @@ fn html_escape(s: &str) -> String {
         .replace('\'', "&#x27;")
 }
 
-fn register(index: &Index) {
-    index
-        .tokenizers()
-        .register(TOKENIZER_NAME, TextAnalyzer::from(JiebaTokenizer::new()));
+fn register(index: &Index, analyzer: &Analyzer) {
+    index.tokenizers().register(
+        TOKENIZER_NAME,
+        TextAnalyzer::from(JiebaTokenizer::with_analyzer(analyzer.clone())),
+    );
 }
 
 #[cfg(test)]
@@ -405,7 +416,14 @@ mod tests {
                 "制造业利用大模型进行质检，GPT-4也被用于代码生成。",
             ),
         ];
-        let index = LexicalIndex::build(dir.path(), &passages, &HashMap::new(), &|_| {}).unwrap();
+        let index = LexicalIndex::build(
+            dir.path(),
+            &passages,
+            &HashMap::new(),
+            &Analyzer::new(),
+            &|_| {},
+        )
+        .unwrap();
         assert_eq!(index.len(), 3);
         let terms = Analyzer::new().query_terms("金融AIGC");
         let hits = index.search(&terms, 10, None).unwrap();
@@ -421,7 +439,7 @@ mod tests {
         assert!(!only_a.is_empty());
         // Reopening from disk gives the same answer.
         drop(index);
-        let reopened = LexicalIndex::open(dir.path()).unwrap();
+        let reopened = LexicalIndex::open(dir.path(), &Analyzer::new()).unwrap();
         assert_eq!(reopened.search(&terms, 10, None).unwrap()[0].ord, 1);
     }
 
@@ -433,6 +451,7 @@ mod tests {
             dir.path(),
             &[passage(0, "a.txt", text)],
             &HashMap::new(),
+            &Analyzer::new(),
             &|_| {},
         )
         .unwrap();
@@ -450,6 +469,7 @@ mod tests {
             dir.path(),
             &[passage(0, "a.txt", text)],
             &HashMap::new(),
+            &Analyzer::new(),
             &|_| {},
         )
         .unwrap();
@@ -479,6 +499,7 @@ mod tests {
                 passage(1, "b.txt", "金融行业。"),
             ],
             &HashMap::new(),
+            &Analyzer::new(),
             &|_| {},
         )
         .unwrap();
@@ -505,10 +526,11 @@ mod tests {
                 passage(1, "b.txt", "医疗行业"),
             ],
             &HashMap::new(),
+            &Analyzer::new(),
             &|_| {},
         )
         .unwrap();
-        assert!(LexicalIndex::open(dir.path()).is_ok());
+        assert!(LexicalIndex::open(dir.path(), &Analyzer::new()).is_ok());
         // Flip bytes in the middle of the largest segment file, keeping its size.
         let largest = std::fs::read_dir(dir.path())
             .unwrap()
@@ -520,7 +542,10 @@ mod tests {
         let mid = bytes.len() / 2;
         bytes[mid] ^= 0xFF;
         std::fs::write(&largest, &bytes).unwrap();
-        let err = LexicalIndex::open(dir.path()).err().unwrap().to_string();
+        let err = LexicalIndex::open(dir.path(), &Analyzer::new())
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("checksum"), "{err}");
     }
 }

@@ -464,8 +464,8 @@ impl Engine {
             Err(e) => return Err(e),
         };
         Ok(Engine {
+            analyzer: index.lexical.analyzer().clone(),
             index,
-            analyzer: Analyzer::new(),
             encoder,
             fusion: config.fusion,
             query_vectors: query_cache(config.query_cache_entries),
@@ -490,8 +490,8 @@ impl Engine {
             progress,
         )?;
         Ok(Engine {
+            analyzer: index.lexical.analyzer().clone(),
             index,
-            analyzer: Analyzer::new(),
             encoder,
             fusion,
             query_vectors: query_cache(QUERY_CACHE_ENTRIES),
@@ -542,7 +542,13 @@ impl Engine {
         }
     }
 
-    /// All passages, ordinal order.
+    /// The analyzer of the index (jieba with the collection's vocabulary): questions are
+    /// analysed with it so their terms are the index's terms.
+    pub fn analyzer(&self) -> &Analyzer {
+        &self.analyzer
+    }
+
+    /// All passages of the index, in ordinal order.
     pub fn passages(&self) -> &[Passage] {
         &self.index.passages
     }

@@ -1,18 +1,23 @@
 //! Text analysis for BM25: width folding, traditional → simplified folding, jieba word
-//! segmentation in search mode, lowercasing and stop words, exposed as a tantivy
-//! [`Tokenizer`].
+//! segmentation in search mode (with the collection's [`Vocabulary`] added to jieba's
+//! dictionary), lowercasing and stop words, exposed as a tantivy [`Tokenizer`].
 //!
 //! Written by hand (rather than taking a jieba tokenizer crate) because the
 //! exact tokens are the core of lexical retrieval quality: we fold full-width
 //! forms before segmentation and must map every token back to byte offsets in
 //! the *original* text, which highlighting depends on.
 
-use std::sync::LazyLock;
+use std::collections::HashSet;
+use std::sync::{Arc, LazyLock};
 
 use jieba_rs::Jieba;
 use tantivy::tokenizer::{Token, TokenStream, Tokenizer};
 
 use crate::corpus::is_han;
+
+pub mod vocabulary;
+
+pub use vocabulary::{Origin, VOCABULARY_FILE, VOCABULARY_RULES_VERSION, Vocabulary};
 
 /// Name under which the tokenizer is registered in the tantivy index.
 pub const TOKENIZER_NAME: &str = "wenda_jieba";
@@ -169,7 +174,9 @@ const ENGLISH_STOP_WORDS: &[&str] = &[
     "could", "would", "should", "will", "about", "into", "than", "there", "their",
 ];
 
-static JIEBA: LazyLock<Jieba> = LazyLock::new(Jieba::new);
+/// jieba with its default dictionary, loaded once per process and shared by every
+/// analyzer without a vocabulary.
+static DEFAULT_JIEBA: LazyLock<Arc<Jieba>> = LazyLock::new(|| Arc::new(Jieba::new()));
 
 /// One analysed token: normalized text plus its byte range in the input.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -219,16 +226,45 @@ fn is_stop_word(word: &str) -> bool {
 }
 
 /// Splits text into search terms. Cheap to clone: the dictionary is shared.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Analyzer {
-    _private: (),
+    /// jieba, with the collection's vocabulary added when there is one.
+    jieba: Arc<Jieba>,
+    /// The added words (folded), whose default segmentation is emitted as well.
+    vocabulary: Arc<HashSet<String>>,
+}
+
+impl Default for Analyzer {
+    fn default() -> Self {
+        Analyzer::new()
+    }
 }
 
 impl Analyzer {
     /// An analyzer over jieba's default dictionary (loaded once per process).
     pub fn new() -> Self {
-        LazyLock::force(&JIEBA);
-        Analyzer { _private: () }
+        Analyzer {
+            jieba: Arc::clone(&DEFAULT_JIEBA),
+            vocabulary: Arc::default(),
+        }
+    }
+
+    /// An analyzer whose jieba also knows the words of `vocabulary`, each with the
+    /// frequency jieba suggests to keep it whole. A vocabulary word is emitted together
+    /// with the terms the default dictionary gives for it, so the vocabulary only ever
+    /// adds terms: a text matches everything it matched without it.
+    pub fn with_vocabulary(vocabulary: &Vocabulary) -> Self {
+        if vocabulary.is_empty() {
+            return Analyzer::new();
+        }
+        let mut jieba = Jieba::clone(&DEFAULT_JIEBA);
+        for (word, _) in vocabulary.words() {
+            jieba.add_word(word, None, Some("nz"));
+        }
+        Analyzer {
+            jieba: Arc::new(jieba),
+            vocabulary: Arc::new(vocabulary.words().map(|(w, _)| w.to_string()).collect()),
+        }
     }
 
     /// Segments `text` into tokens with byte offsets into `text` itself.
@@ -244,14 +280,23 @@ impl Analyzer {
         }
         to_original[folded.len()] = text.len();
         let folded = fold_traditional(folded);
+        // Each word with its byte offset in `folded`: jieba's words, and for a vocabulary
+        // word also the words the default dictionary cuts it into.
+        let mut words: Vec<(usize, &str)> = Vec::new();
+        for t in self.jieba.cut_for_search(&folded, true) {
+            if self.vocabulary.contains(t.word) {
+                for part in DEFAULT_JIEBA.cut_for_search(t.word, true) {
+                    words.push((t.byte_start + part.byte_start, part.word));
+                }
+            }
+            words.push((t.byte_start, t.word));
+        }
         let mut tokens = Vec::new();
-        for t in JIEBA.cut_for_search(&folded, true) {
-            if !t.word.chars().any(|c| c.is_alphanumeric()) {
+        for (byte_start, raw) in words {
+            if !raw.chars().any(|c| c.is_alphanumeric()) {
                 continue;
             }
-            let word = t
-                .word
-                .trim_matches(|c: char| !(c.is_alphanumeric() || c == '%'));
+            let word = raw.trim_matches(|c: char| !(c.is_alphanumeric() || c == '%'));
             if word.is_empty() {
                 continue;
             }
@@ -259,11 +304,11 @@ impl Analyzer {
             if is_stop_word(&lower) {
                 continue;
             }
-            let lead = t.word.len()
-                - t.word
+            let lead = raw.len()
+                - raw
                     .trim_start_matches(|c: char| !(c.is_alphanumeric() || c == '%'))
                     .len();
-            let from = t.byte_start + lead;
+            let from = byte_start + lead;
             let to = from + word.len();
             tokens.push(AnalyzedToken {
                 text: lower,
@@ -274,6 +319,7 @@ impl Analyzer {
         // Search mode emits the parts of a long word before the word itself;
         // consumers (tantivy's snippets) expect tokens in text order.
         tokens.sort_by_key(|t| (t.byte_from, t.byte_to));
+        tokens.dedup();
         tokens
     }
 
@@ -305,11 +351,14 @@ pub struct JiebaTokenizer {
 }
 
 impl JiebaTokenizer {
-    /// A tokenizer to register under [`TOKENIZER_NAME`].
+    /// A tokenizer over jieba's default dictionary, to register under [`TOKENIZER_NAME`].
     pub fn new() -> Self {
-        JiebaTokenizer {
-            analyzer: Analyzer::new(),
-        }
+        JiebaTokenizer::with_analyzer(Analyzer::new())
+    }
+
+    /// A tokenizer over `analyzer` (e.g. one with a collection's vocabulary).
+    pub fn with_analyzer(analyzer: Analyzer) -> Self {
+        JiebaTokenizer { analyzer }
     }
 }
 
@@ -464,6 +513,34 @@ mod tests {
         for not in ["①", "¼", "Ⓐ", "\u{345}", "×", "\u{20000}", "⺀"] {
             assert!(!Analyzer::has_searchable_chars(not), "{not:?}");
         }
+    }
+
+    #[test]
+    fn a_vocabulary_keeps_a_name_whole_and_takes_no_term_away() {
+        let vocabulary = Vocabulary::discover(["京东推出“言犀”平台。"], ["头豹研究院"]);
+        let enriched = Analyzer::with_vocabulary(&vocabulary);
+        let text = "言犀与头豹研究院服务金融行业的风险控制";
+        let plain = words(text);
+        let with: Vec<String> = enriched.analyze(text).into_iter().map(|t| t.text).collect();
+        // jieba's HMM happens to join 言犀 here; the vocabulary keeps it whole anywhere.
+        assert!(with.contains(&"言犀".to_string()), "{with:?}");
+        assert!(!plain.contains(&"头豹研究院".to_string()), "{plain:?}");
+        // Every term of the plain analysis is still there, and the name is the only new
+        // one: ordinary words are cut as before.
+        let added: Vec<&String> = with.iter().filter(|w| !plain.contains(w)).collect();
+        assert_eq!(added, ["头豹研究院"], "{with:?}");
+        for w in &plain {
+            assert!(with.contains(w), "{w} lost: {with:?}");
+        }
+        // Offsets still point at the original bytes.
+        for t in enriched.analyze(text) {
+            assert_eq!(&text[t.byte_from..t.byte_to], t.text);
+        }
+        // Without a vocabulary the analyzer is the plain one.
+        assert_eq!(
+            Analyzer::with_vocabulary(&Vocabulary::default()).analyze(text),
+            Analyzer::new().analyze(text)
+        );
     }
 
     #[test]

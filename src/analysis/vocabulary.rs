@@ -1,0 +1,355 @@
+//! The report vocabulary: names and terms of this collection that jieba's dictionary
+//! does not know (products, models, institutions: 言犀, 聚言, 秒画, 头豹研究院), found in
+//! the reports and the catalog when an index is built, stored with it, and loaded into
+//! the jieba the index and its queries are analysed with.
+//!
+//! Without it jieba cuts an unknown name into single characters, or its HMM joins them
+//! differently in a report sentence and in a short question, so the two need not share
+//! a term. Three sources, each a rule that holds for any Chinese report collection:
+//!
+//! - **catalog names**: the Chinese runs of titles, publishers and aliases;
+//! - **quoted names**: short runs inside 《》, “” or 「」, where authors name things;
+//! - **frequent runs**: a few consecutive jieba words, at least one of them a lone
+//!   character or a Latin word, that recur ([`MIN_FREQUENCY`]), hold together (the
+//!   lone piece mostly occurs in this run: [`MIN_COHESION`]) and stand free of their
+//!   neighbours (several different characters on each side: [`MIN_NEIGHBOURS`]).
+//!
+//! A word is kept only if every occurrence of it in the collection begins and ends at a
+//! boundary of jieba's own segmentation, so it never cuts a word jieba already finds
+//! (the "型和" of "大模型和"); and the analyzer also emits the default segmentation of
+//! every vocabulary word it meets, so no term the plain dictionary gives is lost
+//! ([`super::Analyzer::with_vocabulary`]).
+//!
+//! Written by hand: new-word discovery over a few hundred passages is a few dozen lines,
+//! and no maintained crate does it over jieba's segmentation.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+
+use crate::corpus::is_han;
+use crate::error::{Error, Result};
+
+use super::{DEFAULT_JIEBA, fold_traditional, fold_width, is_stop_word};
+
+/// Version of the discovery rules; part of the index settings, so changing them
+/// rebuilds the index (and its vocabulary).
+pub const VOCABULARY_RULES_VERSION: &str = "vocabulary-v1";
+
+/// File of the vocabulary inside an index data folder: one `word origin` line per word.
+pub const VOCABULARY_FILE: &str = "vocabulary.txt";
+
+/// A frequent run must occur at least this often. Three is the smallest count at which
+/// the neighbour test below can see two different neighbours and still not be chance
+/// on a few hundred passages; two admitted runs like "企业在" on our reports.
+pub const MIN_FREQUENCY: usize = 3;
+
+/// Longest word kept, in characters: the names in our catalog and reports (头豹研究院,
+/// 第一新声研究院) fit; longer runs are phrases or titles, which BM25 matches word by word.
+pub const MAX_WORD_CHARS: usize = 8;
+
+/// Most jieba words a frequent run may join; names of up to four pieces (京东/言/犀,
+/// 弗若斯特/沙利/文) are covered.
+pub const MAX_PIECES: usize = 4;
+
+/// Distinct characters (a punctuation mark or a text edge counts as one) a frequent run
+/// needs on each side: a run that always follows the same character is part of a
+/// longer word. Two is the least that says "free"; the reports give few occurrences.
+pub const MIN_NEIGHBOURS: usize = 2;
+
+/// Share of a lone piece's occurrences (a single character, or a Latin word) that must
+/// fall inside the run: a fragment of a name mostly occurs in that name (犀 in 言犀), a
+/// function character does not (各 in 各行业). One half separates the two on our reports.
+pub const MIN_COHESION: f32 = 0.5;
+
+/// Where a vocabulary word came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Origin {
+    /// A Chinese run of a catalog title, publisher or alias.
+    Catalog,
+    /// A short run inside 《》, “” or 「」 in a report.
+    Quoted,
+    /// A recurring, cohesive, free-standing run of jieba words.
+    Frequent,
+}
+
+impl Origin {
+    fn as_str(self) -> &'static str {
+        match self {
+            Origin::Catalog => "catalog",
+            Origin::Quoted => "quoted",
+            Origin::Frequent => "frequent",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Origin> {
+        [Origin::Catalog, Origin::Quoted, Origin::Frequent]
+            .into_iter()
+            .find(|o| o.as_str() == s)
+    }
+}
+
+/// The words of one collection that the analyzer adds to jieba's dictionary.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Vocabulary {
+    words: BTreeMap<String, Origin>,
+}
+
+/// The text as the analyzer segments it: widths and traditional characters folded.
+fn folded(text: &str) -> String {
+    fold_traditional(text.chars().map(fold_width).collect())
+}
+
+/// A jieba word that can be part of a vocabulary word: Chinese characters only, or a
+/// Latin word (letters, maybe digits and inner connectors).
+fn is_word_piece(word: &str) -> bool {
+    word.chars().all(is_han)
+        || (word.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            && word.chars().any(|c| c.is_ascii_alphabetic()))
+}
+
+/// A piece that jieba could not place in a longer word: one Chinese character, or a Latin
+/// word (jieba never joins Latin and Chinese).
+fn is_lone(word: &str) -> bool {
+    let mut chars = word.chars();
+    match (chars.next(), chars.next()) {
+        (Some(c), None) => is_han(c),
+        _ => word.chars().any(|c| c.is_ascii_alphabetic()),
+    }
+}
+
+/// Whether `word` could be added at all: 2..=[`MAX_WORD_CHARS`] characters of word
+/// pieces, at least two of them Chinese, not a dictionary word already, and not one
+/// jieba word either.
+fn is_candidate(word: &str) -> bool {
+    let chars = word.chars().count();
+    (2..=MAX_WORD_CHARS).contains(&chars)
+        && word.chars().filter(|c| is_han(*c)).count() >= 2
+        && word
+            .chars()
+            .all(|c| is_han(c) || c.is_ascii_alphanumeric() || c == '-')
+        && !DEFAULT_JIEBA.has_word(word)
+        && DEFAULT_JIEBA.cut(word, false).len() >= 2
+}
+
+/// Counts of one frequent-run candidate.
+#[derive(Default)]
+struct RunCounts {
+    occurrences: usize,
+    left: HashSet<char>,
+    right: HashSet<char>,
+}
+
+/// What stands beside a run: the character, or `' '` for punctuation and text edges.
+fn neighbour(c: Option<char>) -> char {
+    match c {
+        Some(c) if c.is_alphanumeric() => c,
+        _ => ' ',
+    }
+}
+
+impl Vocabulary {
+    /// Finds the vocabulary of a collection: `texts` are its passages, `names` its
+    /// catalog labels (titles, publishers, aliases). Deterministic for the same input.
+    pub fn discover<'a>(
+        texts: impl IntoIterator<Item = &'a str>,
+        names: impl IntoIterator<Item = &'a str>,
+    ) -> Vocabulary {
+        let texts: Vec<String> = texts.into_iter().map(folded).collect();
+        let mut words = BTreeMap::new();
+        // Occurrences of each run that start and end at jieba's word boundaries, and of
+        // each lone piece as a word of its own.
+        let mut runs: HashMap<String, RunCounts> = HashMap::new();
+        let mut pieces: HashMap<String, usize> = HashMap::new();
+        for text in &texts {
+            let tokens = DEFAULT_JIEBA.cut(text, false);
+            for (i, t) in tokens.iter().enumerate() {
+                *pieces.entry(t.word.to_string()).or_default() += 1;
+                let before = text[..t.byte_start].chars().next_back();
+                let mut run = String::new();
+                let mut has_lone = false;
+                for (n, piece) in tokens[i..].iter().take(MAX_PIECES).enumerate() {
+                    if !is_word_piece(piece.word) || is_stop_word(&piece.word.to_lowercase()) {
+                        break;
+                    }
+                    run.push_str(piece.word);
+                    has_lone |= is_lone(piece.word);
+                    if run.chars().count() > MAX_WORD_CHARS {
+                        break;
+                    }
+                    if n == 0 || !has_lone {
+                        continue;
+                    }
+                    let counts = runs.entry(run.clone()).or_default();
+                    counts.occurrences += 1;
+                    counts.left.insert(neighbour(before));
+                    counts
+                        .right
+                        .insert(neighbour(text[piece.byte_end..].chars().next()));
+                }
+            }
+        }
+        let aligned = |word: &str| -> usize { runs.get(word).map_or(0, |r| r.occurrences) };
+        let occurrences =
+            |word: &str| -> usize { texts.iter().map(|t| t.matches(word).count()).sum() };
+        // Never cut a word jieba finds: every occurrence must be an aligned one.
+        let keeps_jieba_words = |word: &str| occurrences(word) <= aligned(word);
+
+        for name in names {
+            for run in folded(name).split(|c: char| !(is_han(c) || c.is_ascii_alphanumeric())) {
+                if is_candidate(run) && keeps_jieba_words(run) {
+                    words.entry(run.to_string()).or_insert(Origin::Catalog);
+                }
+            }
+        }
+        for text in &texts {
+            for (open, close) in [('《', '》'), ('“', '”'), ('「', '」')] {
+                for quoted in text.split(open).skip(1).filter_map(|s| s.split_once(close)) {
+                    let quoted = quoted.0;
+                    if is_candidate(quoted) && keeps_jieba_words(quoted) {
+                        words.entry(quoted.to_string()).or_insert(Origin::Quoted);
+                    }
+                }
+            }
+        }
+        let mut frequent: Vec<(&String, &RunCounts)> = runs
+            .iter()
+            .filter(|(_, r)| {
+                r.occurrences >= MIN_FREQUENCY
+                    && r.left.len() >= MIN_NEIGHBOURS
+                    && r.right.len() >= MIN_NEIGHBOURS
+            })
+            .collect();
+        frequent.sort_by(|a, b| a.0.cmp(b.0));
+        for (run, counts) in frequent {
+            if !is_candidate(run) || words.contains_key(run) {
+                continue;
+            }
+            let cohesion = DEFAULT_JIEBA
+                .cut(run, false)
+                .iter()
+                .map(|p| {
+                    counts.occurrences as f32
+                        / pieces.get(p.word).copied().unwrap_or(1).max(1) as f32
+                })
+                .fold(f32::INFINITY, f32::min);
+            if cohesion >= MIN_COHESION && keeps_jieba_words(run) {
+                words.insert(run.clone(), Origin::Frequent);
+            }
+        }
+        Vocabulary { words }
+    }
+
+    /// Number of words.
+    pub fn len(&self) -> usize {
+        self.words.len()
+    }
+
+    /// True when discovery found nothing.
+    pub fn is_empty(&self) -> bool {
+        self.words.is_empty()
+    }
+
+    /// Whether `word` (folded as the analyzer folds it) is in the vocabulary.
+    pub fn contains(&self, word: &str) -> bool {
+        self.words.contains_key(word)
+    }
+
+    /// The words in order, with where each came from.
+    pub fn words(&self) -> impl Iterator<Item = (&str, Origin)> {
+        self.words.iter().map(|(w, o)| (w.as_str(), *o))
+    }
+
+    /// The file form: one `word origin` line per word, sorted.
+    pub fn to_file_text(&self) -> String {
+        self.words
+            .iter()
+            .map(|(w, o)| format!("{w} {}\n", o.as_str()))
+            .collect()
+    }
+
+    /// Reads the file form written by [`Vocabulary::to_file_text`]; `path` names the file
+    /// in the error.
+    pub fn from_file_text(text: &str, path: &Path) -> Result<Vocabulary> {
+        let mut words = BTreeMap::new();
+        for (n, line) in text.lines().enumerate() {
+            let parsed = line
+                .split_once(' ')
+                .and_then(|(w, o)| Some((w, Origin::parse(o)?)))
+                .filter(|(w, _)| !w.is_empty());
+            let Some((word, origin)) = parsed else {
+                return Err(Error::io(
+                    path,
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("line {}: expected `word origin`, found {line:?}", n + 1),
+                    ),
+                ));
+            };
+            words.insert(word.to_string(), origin);
+        }
+        Ok(Vocabulary { words })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_quoted_name_and_a_catalog_name_are_found_and_ordinary_words_are_not() {
+        let texts = [
+            "京东推出“言犀”平台。",
+            "报告由头豹研究院发布，金融行业应用广泛。",
+        ];
+        let v = Vocabulary::discover(texts, ["头豹研究院 头豹"]);
+        assert!(v.contains("言犀"), "{v:?}");
+        assert!(v.contains("头豹研究院"), "{v:?}");
+        assert!(!v.contains("金融"), "{v:?}");
+        assert!(!v.contains("金融行业"), "{v:?}");
+    }
+
+    #[test]
+    fn a_recurring_free_standing_name_is_found() {
+        let texts = [
+            "言犀平台服务零售。",
+            "京东言犀覆盖客服。",
+            "基于言犀，企业降低成本。",
+            "我们使用言犀：效果好。",
+        ];
+        let v = Vocabulary::discover(texts, []);
+        assert_eq!(
+            v.words().collect::<Vec<_>>(),
+            vec![("言犀", Origin::Frequent)]
+        );
+    }
+
+    #[test]
+    fn a_run_that_would_cut_a_known_word_is_refused() {
+        // "型和" recurs with varied neighbours, but it would cut 模型 in every text.
+        let texts = ["“型和”", "大模型和数据", "小模型和算力", "新模型和应用"];
+        let v = Vocabulary::discover(texts, ["型和"]);
+        assert!(!v.contains("型和"), "{v:?}");
+    }
+
+    #[test]
+    fn function_characters_do_not_make_words() {
+        let texts = [
+            "企业在金融落地。",
+            "企业在医疗落地。",
+            "政府在政务落地。",
+            "银行在风控落地。",
+        ];
+        let v = Vocabulary::discover(texts, []);
+        assert!(v.is_empty(), "{v:?}");
+    }
+
+    #[test]
+    fn the_file_form_reads_back_and_bad_lines_are_refused() {
+        let v = Vocabulary::discover(["京东推出“言犀”平台。"], ["头豹研究院"]);
+        let text = v.to_file_text();
+        let back = Vocabulary::from_file_text(&text, Path::new("vocabulary.txt")).unwrap();
+        assert_eq!(back, v);
+        let err = Vocabulary::from_file_text("言犀 invented\n", Path::new("v.txt")).unwrap_err();
+        assert!(err.to_string().contains("v.txt"), "{err}");
+    }
+}
