@@ -119,6 +119,8 @@ pub struct StoredIndex {
     pub passages: Vec<Passage>,
     /// BM25 index.
     pub lexical: LexicalIndex,
+    /// The collection's words added to jieba for this index.
+    pub vocabulary: Vocabulary,
     /// Passage vectors, when the index has them.
     pub dense: Option<DenseIndex>,
     /// Sentence vectors, when the index has passage vectors.
@@ -307,6 +309,7 @@ pub fn open(root: &Path, expected: &Expectation) -> Result<StoredIndex> {
         manifest,
         passages,
         lexical,
+        vocabulary,
         dense,
         sentences,
         data_dir,

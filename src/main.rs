@@ -602,12 +602,17 @@ fn cmd_index(paths: &Paths, bars: &dyn Progress) -> Result<()> {
     )?;
     let size = dir_size(&built.data_dir);
     println!(
-        "indexed {} passages from {} reports into {} ({:.1} MB) in {:.1} s{}",
+        "indexed {} passages from {} reports into {} ({:.1} MB) in {:.1} s; {} words of the reports' own vocabulary added to jieba ({}){}",
         built.passages.len(),
         corpus.catalog.reports.len(),
         paths.index.display(),
         size as f64 / 1e6,
         started.elapsed().as_secs_f64(),
+        built.vocabulary.len(),
+        built
+            .data_dir
+            .join(wenda::analysis::VOCABULARY_FILE)
+            .display(),
         match &built.manifest.model_id {
             Some(m) => format!(
                 "; vectors from {m} ({} passages and sentences embedded, the others from the vector cache)",
