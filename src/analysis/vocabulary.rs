@@ -38,14 +38,14 @@ use super::{DEFAULT_JIEBA, fold_traditional, fold_width, is_stop_word};
 
 /// Version of the discovery rules; part of the index settings, so changing them
 /// rebuilds the index (and its vocabulary).
-pub const VOCABULARY_RULES_VERSION: &str = "vocabulary-v1";
+pub const VOCABULARY_RULES_VERSION: &str = "vocabulary-v2";
 
 /// File of the vocabulary inside an index data folder: one `word origin` line per word.
 pub const VOCABULARY_FILE: &str = "vocabulary.txt";
 
-/// A frequent run must occur at least this often. Three is the smallest count at which
-/// the neighbour test below can see two different neighbours and still not be chance
-/// on a few hundred passages; two admitted runs like "企业在" on our reports.
+/// A frequent run must occur at least this often: with fewer sightings the neighbour
+/// and cohesion tests below say little. A name written once or twice is still found when
+/// it is quoted or in the catalog.
 pub const MIN_FREQUENCY: usize = 3;
 
 /// Longest word kept, in characters: the names in our catalog and reports (头豹研究院,
