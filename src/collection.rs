@@ -867,16 +867,7 @@ mod tests {
         );
         let (_, engine) = serving(&config).unwrap();
         assert_eq!(sources(&engine), ["a.txt"]);
-        let data_dirs = std::fs::read_dir(&config.engine.index_dir)
-            .unwrap()
-            .filter(|e| {
-                e.as_ref()
-                    .unwrap()
-                    .file_name()
-                    .to_string_lossy()
-                    .starts_with("data-")
-            })
-            .count();
+        let data_dirs = index::data_dir_names(&config.engine.index_dir).len();
         assert_eq!(data_dirs, 1);
     }
 

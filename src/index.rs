@@ -699,6 +699,16 @@ pub fn is_data_dir_name(name: &str) -> bool {
         .is_some_and(|stamp| !stamp.is_empty() && stamp.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
+/// Names of the entries of `root` that begin with `data-` (tests count leftovers).
+#[cfg(test)]
+pub(crate) fn data_dir_names(root: &Path) -> Vec<String> {
+    std::fs::read_dir(root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("data-"))
+        .collect()
+}
+
 /// Removes every data folder of `root` except `keep`: the one replaced by this build and
 /// any left behind by builds that were killed. Called with the build lock held.
 fn remove_other_data_dirs(root: &Path, keep: &str) {
@@ -912,16 +922,7 @@ mod tests {
         );
         let kept = open(root, &expect("abc")).unwrap();
         assert_eq!(kept.passages.len(), 2);
-        let data_dirs = std::fs::read_dir(root)
-            .unwrap()
-            .filter(|e| {
-                e.as_ref()
-                    .unwrap()
-                    .file_name()
-                    .to_string_lossy()
-                    .starts_with("data-")
-            })
-            .count();
+        let data_dirs = data_dir_names(root).len();
         assert_eq!(data_dirs, 1);
     }
 
@@ -956,11 +957,7 @@ mod tests {
         // What a build killed before its manifest switch leaves behind.
         std::fs::create_dir_all(root.join("data-deadbeef/tantivy")).unwrap();
         build_plain(root).unwrap();
-        let data_dirs: Vec<String> = std::fs::read_dir(root)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|n| n.starts_with("data-"))
-            .collect();
+        let data_dirs = data_dir_names(root);
         assert_eq!(data_dirs, vec![read_manifest(root).unwrap().data_dir]);
     }
 

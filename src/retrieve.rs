@@ -412,10 +412,9 @@ pub struct EngineConfig {
     pub query_cache_entries: usize,
 }
 
-/// The search engine: index, analyzer, optional embedder, fusion settings.
+/// The search engine: index (with its analyzer), optional embedder, fusion settings.
 pub struct Engine {
     index: StoredIndex,
-    analyzer: Analyzer,
     encoder: Option<Arc<dyn Encoder>>,
     fusion: Fusion,
     /// Query vectors by model id and query ([`QUERY_CACHE_ENTRIES`]).
@@ -464,7 +463,6 @@ impl Engine {
             Err(e) => return Err(e),
         };
         Ok(Engine {
-            analyzer: index.lexical.analyzer().clone(),
             index,
             encoder,
             fusion: config.fusion,
@@ -490,7 +488,6 @@ impl Engine {
             progress,
         )?;
         Ok(Engine {
-            analyzer: index.lexical.analyzer().clone(),
             index,
             encoder,
             fusion,
@@ -545,7 +542,7 @@ impl Engine {
     /// The analyzer of the index (jieba with the collection's vocabulary): questions are
     /// analysed with it so their terms are the index's terms.
     pub fn analyzer(&self) -> &Analyzer {
-        &self.analyzer
+        self.index.lexical.analyzer()
     }
 
     /// All passages of the index, in ordinal order.
@@ -675,7 +672,7 @@ impl Engine {
         };
 
         let t = Instant::now();
-        let terms = self.analyzer.query_terms(query);
+        let terms = self.analyzer().query_terms(query);
         timings.analysis_ms = ms(t);
 
         let mut bm25 = Vec::new();
