@@ -234,3 +234,32 @@ fn a_question_asked_again_is_embedded_once() {
     assert_eq!(cleared.timings.query_cache, Some(CacheOutcome::Miss));
     assert_eq!(embedded(), 3);
 }
+
+#[test]
+fn an_english_question_searches_the_chinese_words_of_its_english() {
+    let e = engine();
+    let question = "When computing power is insufficient, what do companies rent?";
+    let concepts = e.translate(question);
+    assert!(
+        concepts.iter().any(|c| c.chinese == ["算力"]),
+        "{concepts:?}"
+    );
+    let terms = e.query_terms(question);
+    assert!(terms.iter().any(|t| t == "算力"), "{terms:?}");
+    // BM25 alone now finds the reports' passages on computing power.
+    let response = e.search(&request(question, Mode::Bm25, 5)).unwrap();
+    assert!(!response.results.is_empty());
+    assert!(
+        response
+            .results
+            .iter()
+            .take(3)
+            .all(|h| h.text.contains("算力")),
+        "{:?}",
+        response.results.iter().map(|h| &h.id).collect::<Vec<_>>()
+    );
+    // A Chinese question is searched by its own words only.
+    let chinese = "算力不足时企业怎么办";
+    assert_eq!(e.query_terms(chinese), e.analyzer().query_terms(chinese));
+    assert!(e.translate("大模型").is_empty());
+}

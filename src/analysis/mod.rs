@@ -15,8 +15,10 @@ use tantivy::tokenizer::{Token, TokenStream, Tokenizer};
 
 use crate::corpus::is_han;
 
+pub mod translation;
 pub mod vocabulary;
 
+pub use translation::{Concept, Glossary};
 pub use vocabulary::{Origin, VOCABULARY_FILE, VOCABULARY_RULES_VERSION, Vocabulary};
 
 /// Name under which the tokenizer is registered in the tantivy index.

@@ -350,6 +350,15 @@ pub async fn serve_with(
     options: ServeOptions,
 ) -> std::io::Result<()> {
     let watcher = tokio::spawn(watch_collection(state.collection.clone()));
+    // The bilingual glossary is read on its first use (about half a second): read it now,
+    // off the async threads, so that no English question waits for it.
+    tokio::task::spawn_blocking(|| {
+        let glossary = crate::analysis::Glossary::bundled();
+        tracing::debug!(
+            "bilingual glossary ready: {} English definitions",
+            glossary.len()
+        );
+    });
     let app = router_with(state, options.request_timeout);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
