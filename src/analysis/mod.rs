@@ -169,7 +169,7 @@ const CHINESE_STOP_WORDS: &[&str] = &[
 ];
 
 /// English function words, for questions asked in English.
-const ENGLISH_STOP_WORDS: &[&str] = &[
+pub(crate) const ENGLISH_STOP_WORDS: &[&str] = &[
     "a", "an", "the", "of", "and", "or", "to", "in", "on", "for", "with", "by", "is", "are", "was",
     "were", "be", "been", "as", "at", "from", "that", "this", "these", "those", "it", "its",
     "what", "which", "who", "whom", "how", "why", "when", "where", "does", "do", "did", "can",

@@ -37,37 +37,19 @@ pub const MAX_DEFINITION_WORDS: usize = 6;
 /// than a synonym the reports use.
 pub const MAX_TRANSLATIONS: usize = 1;
 
-/// English words that only shape a question (interrogatives, auxiliaries, reporting
-/// verbs). They are dropped with Lucene's English stop words before lookup: translating
-/// "how many" or "does" would search for 多少 and 做 in every question.
+/// English words that only shape a question (auxiliaries, reporting verbs, pronouns),
+/// dropped before lookup together with the analyzer's English stop words (which hold the
+/// interrogatives): translating "how many" or "does" would search for 多少 and 做 in every
+/// question.
 pub const QUESTION_WORDS: &[&str] = &[
-    "what",
-    "which",
-    "who",
-    "whom",
-    "whose",
-    "how",
-    "why",
-    "when",
-    "where",
     "many",
     "much",
-    "do",
-    "does",
-    "did",
-    "can",
-    "could",
-    "should",
-    "would",
-    "may",
-    "might",
-    "must",
     "has",
     "have",
     "had",
-    "its",
-    "from",
-    "about",
+    "may",
+    "might",
+    "must",
     "according",
     "report",
     "reports",
@@ -87,6 +69,14 @@ pub const QUESTION_WORDS: &[&str] = &[
     "one",
     "ones",
     "s",
+    "but",
+    "if",
+    "no",
+    "not",
+    "such",
+    "then",
+    "they",
+    "whose",
 ];
 
 /// English → Chinese: each English definition of the dictionary, as its content-word
@@ -261,21 +251,15 @@ fn chinese_amounts(question: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Lowercase words, Lucene's English stop words and [`QUESTION_WORDS`] removed, English
+/// Lowercase words, the analyzer's English stop words and [`QUESTION_WORDS`] removed, English
 /// Snowball stems: the same for a question and a dictionary definition, so "provinces"
 /// finds "province" and "operating" finds "to operate".
 fn english_analyzer() -> TextAnalyzer {
-    let mut stop: Vec<String> = QUESTION_WORDS.iter().map(|w| w.to_string()).collect();
-    stop.extend(
-        // Lucene's English list, as tantivy ships it.
-        [
-            "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into",
-            "is", "it", "no", "not", "of", "on", "or", "such", "that", "the", "their", "then",
-            "there", "these", "they", "this", "to", "was", "will", "with",
-        ]
+    let stop: Vec<String> = QUESTION_WORDS
         .iter()
-        .map(|w| w.to_string()),
-    );
+        .chain(super::ENGLISH_STOP_WORDS)
+        .map(|w| w.to_string())
+        .collect();
     TextAnalyzer::builder(SimpleTokenizer::default())
         .filter(LowerCaser)
         .filter(StopWordFilter::remove(stop))
