@@ -413,6 +413,10 @@ pub struct SearchResponse {
     pub query: String,
     /// The mode actually used.
     pub mode: Mode,
+    /// The words BM25 searched and the snippets highlight: the query's analysed words
+    /// and, for a question without Chinese characters, the Chinese words the collection
+    /// uses for its English words and phrases (dictionary translations).
+    pub terms: Vec<String>,
     /// Total time in milliseconds.
     #[schema(minimum = 0)]
     pub took_ms: f64,
@@ -846,6 +850,7 @@ impl Engine {
         Ok(SearchResponse {
             query: ranking.query,
             mode: ranking.mode,
+            terms: ranking.terms,
             took_ms: ranking.took_ms + timings.snippets_ms,
             timings,
             results,

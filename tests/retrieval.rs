@@ -263,3 +263,23 @@ fn an_english_question_searches_the_chinese_words_of_its_english() {
     assert_eq!(e.query_terms(chinese), e.analyzer().query_terms(chinese));
     assert!(e.translate("大模型").is_empty());
 }
+
+#[test]
+fn a_search_response_lists_the_terms_it_searched() {
+    let e = engine();
+    let response = e
+        .search(&request("computing power for companies", Mode::Bm25, 3))
+        .unwrap();
+    assert!(
+        response.terms.iter().any(|t| t == "算力"),
+        "{:?}",
+        response.terms
+    );
+    assert!(
+        response.terms.iter().any(|t| t == "computing"),
+        "{:?}",
+        response.terms
+    );
+    let json = serde_json::to_value(&response).unwrap();
+    assert!(json["terms"].as_array().unwrap().len() >= 2);
+}
