@@ -30,11 +30,12 @@ pub const MAX_ANSWER_SENTENCES: usize = 3;
 /// An answer adds no sentence that would take it past this many characters (the first
 /// sentence always stays): a short paragraph a person reads at a glance. On dev, budgets
 /// of 160 / 200 / 240 / 400 gave gold bigram recall 0.600 / 0.625 / 0.645 / 0.664 and
-/// median lengths 144 / 176 / 192 / 208 characters; 240 was the largest within 200. Once
-/// English questions searched their translations, 220 / 230 / 235 / 240 gave 0.741 /
-/// 0.758 / 0.758 / 0.759 with medians 193 / 193 / 198 / 202: 230 keeps the recall and
-/// stays clear of 200.
-pub const MAX_ANSWER_CHARS: usize = 230;
+/// median lengths 144 / 176 / 192 / 208 characters; 240 was the largest within 200. With
+/// English questions searched through their translations and sentence-aware dense scores
+/// ([`crate::retrieve::SENTENCE_SHARE`]), 220 / 230 gave 0.753 / 0.759 with medians 195
+/// / 201 (at a share of 0.3, 210 / 220 / 225 / 230 gave 0.751 / 0.759 / 0.747 / 0.765 and
+/// 193 / 195 / 198 / 201): 220 is the largest within 200 at both.
+pub const MAX_ANSWER_CHARS: usize = 220;
 
 /// Sentences longer than this are cut at a clause boundary for display.
 pub const MAX_SENTENCE_CHARS: usize = 160;

@@ -249,32 +249,30 @@ fn batched_concurrent_queries_get_the_vectors_they_would_get_alone() {
 
 #[test]
 #[cfg_attr(debug_assertions, ignore = "real model: run with cargo test --release")]
-fn english_questions_are_answered_through_translations_and_refused_off_topic() {
+fn english_questions_find_passages_through_translations_and_are_refused_off_topic() {
     use wenda::answer::{AskRequest, DEFAULT_ANSWER_PASSAGES, ask};
     let engine = engine();
-    let question = |q: &str| AskRequest {
-        question: q.to_string(),
-        k: DEFAULT_ANSWER_PASSAGES,
-        source: None,
-        mode: None,
-    };
     // "671 billion" is searched as 6710亿, the way the report writes it.
-    let answer = ask(
-        &engine,
-        &question("Which company's model has 671 billion parameters and uses a mixture-of-experts architecture?"),
-    )
-    .unwrap();
-    assert!(answer.found, "{answer:?}");
+    let response = engine
+        .search(&SearchRequest::new(
+            "Which company's model has 671 billion parameters and uses a mixture-of-experts architecture?",
+        ))
+        .unwrap();
     assert!(
-        answer.sources[0].text.contains("6710亿"),
+        response.results[0].text.contains("6710亿"),
         "{:?}",
-        answer.sources.iter().map(|s| &s.id).collect::<Vec<_>>()
+        response.results.iter().map(|h| &h.id).collect::<Vec<_>>()
     );
     // Its words translate into words the reports use (水, 水平), but the reports never
     // answer it: the relevance decision weighs the question's own words.
     let answer = ask(
         &engine,
-        &question("What is the boiling point of water at sea level?"),
+        &AskRequest {
+            question: "What is the boiling point of water at sea level?".to_string(),
+            k: DEFAULT_ANSWER_PASSAGES,
+            source: None,
+            mode: None,
+        },
     )
     .unwrap();
     assert!(!answer.found, "{answer:?}");
