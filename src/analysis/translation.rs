@@ -6,7 +6,7 @@
 //! whatever it asks (dev-en BM25 R@5 0.083), and hybrid search has only the dense side.
 //! The dictionary is CC-CEDICT (see `glossary/README.md`), compiled into the binary and
 //! read on the first English question. Which of a word's many translations to search for
-//! is decided by the collection: the ones it uses most (the "most frequent translation"
+//! is decided by the collection: the one it uses most (the "most frequent translation"
 //! rule of dictionary-based CLIR), among those it uses at all.
 
 use std::collections::BTreeMap;
