@@ -301,6 +301,7 @@ pub fn ask_with(engine: &Engine, request: &AskRequest, llm: Option<&LlmClient>) 
     let ranking = engine.rank(&search, engine.fusion(), None)?;
     let mode = ranking.mode;
     let terms = weighted_terms(engine, &ranking.terms);
+    let own_terms = ranking.own_terms;
     let dense_stats = ranking.dense_stats;
     // Each passage's sentences compared in meaning with the question, when the index
     // has sentence vectors; aligned with `response.results`.
@@ -314,25 +315,25 @@ pub fn ask_with(engine: &Engine, request: &AskRequest, llm: Option<&LlmClient>) 
         .collect();
     let response = engine.present(ranking)?;
     let analyzer = engine.analyzer();
-    let coverages: Vec<f32> = response
+    // Each passage's words, analysed once for both coverages below.
+    let passage_words: Vec<HashSet<String>> = response
         .results
         .iter()
-        .map(|h| coverage(&h.text, &terms, analyzer))
+        .map(|h| words_of(&h.text, analyzer))
+        .collect();
+    let coverages: Vec<f32> = passage_words
+        .iter()
+        .map(|words| coverage_of(words, &terms))
         .collect();
     // The relevance decision weighs the question's own words. The Chinese words an English
     // question was translated into widen the search and guide the choice of sentences,
     // but they are the dictionary's guesses, not the question's evidence: "boiling point
     // of water" covers 水 and 水平 in reports that never answer it.
-    let own_terms = weighted_terms(engine, &analyzer.query_terms(&request.question));
-    let best_coverage = if own_terms.len() == terms.len() {
-        coverages.iter().copied().fold(0.0, f32::max)
-    } else {
-        response
-            .results
-            .iter()
-            .map(|h| coverage(&h.text, &own_terms, analyzer))
-            .fold(0.0, f32::max)
-    };
+    let own_terms = &terms[..own_terms];
+    let best_coverage = passage_words
+        .iter()
+        .map(|words| coverage_of(words, own_terms))
+        .fold(0.0, f32::max);
     let confidence = confidence(dense_stats, best_coverage, in_chinese(&request.question));
     // A NaN confidence (a damaged query vector) refuses too.
     if confidence.is_nan() || confidence < 0.5 || response.results.is_empty() {
@@ -450,12 +451,22 @@ fn weighted_terms(engine: &Engine, terms: &[String]) -> Vec<(String, f32)> {
         .collect()
 }
 
+/// Share of the term weight of `terms` that `text` contains.
 fn coverage(text: &str, terms: &[(String, f32)], analyzer: &Analyzer) -> f32 {
+    coverage_of(&words_of(text, analyzer), terms)
+}
+
+/// The analysed words of `text`.
+fn words_of(text: &str, analyzer: &Analyzer) -> HashSet<String> {
+    analyzer.analyze(text).into_iter().map(|t| t.text).collect()
+}
+
+/// Share of the term weight of `terms` found among `words`.
+fn coverage_of(words: &HashSet<String>, terms: &[(String, f32)]) -> f32 {
     let total: f32 = terms.iter().map(|t| t.1).sum();
     if total <= 0.0 {
         return 0.0;
     }
-    let words: HashSet<String> = analyzer.analyze(text).into_iter().map(|t| t.text).collect();
     terms
         .iter()
         .filter(|(t, _)| words.contains(t))

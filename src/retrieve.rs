@@ -303,8 +303,11 @@ pub struct RankedPassage {
 pub struct Ranking {
     /// The query as given.
     pub query: String,
-    /// The analysed query terms (jieba), for snippets and term weights.
+    /// The terms BM25 searched, for snippets and term weights: the query's analysed words
+    /// (jieba) first, then the Chinese words of its translations ([`Engine::query_terms`]).
     pub terms: Vec<String>,
+    /// How many of `terms`, from the start, are the query's own words.
+    pub own_terms: usize,
     /// The mode actually used.
     pub mode: Mode,
     /// Best first, at most `k`.
@@ -624,12 +627,18 @@ impl Engine {
         self.index.lexical.document_frequency(term)
     }
 
-    /// The BM25 terms of `query`: its analysed words, and for a question without Chinese
-    /// characters the Chinese words the collection uses for its English words and phrases
-    /// ([`Glossary::translate`]), so BM25 can match the reports.
+    /// The BM25 terms of `query`: its analysed words first, then, for a question without
+    /// Chinese characters, the Chinese words the collection uses for its English words and
+    /// phrases ([`Glossary::translate`]), so BM25 can match the reports.
     pub fn query_terms(&self, query: &str) -> Vec<String> {
+        self.searched_terms(query).0
+    }
+
+    /// [`Engine::query_terms`], and how many of them, from the start, are the query's own.
+    fn searched_terms(&self, query: &str) -> (Vec<String>, usize) {
         let analyzer = self.analyzer();
         let mut terms = analyzer.query_terms(query);
+        let own = terms.len();
         if !query.chars().any(is_han) {
             for concept in self.translate(query) {
                 for word in concept.chinese {
@@ -641,7 +650,7 @@ impl Engine {
                 }
             }
         }
-        terms
+        (terms, own)
     }
 
     /// The English words and phrases of `query` the bundled glossary knows, each with the
@@ -759,7 +768,7 @@ impl Engine {
         };
 
         let t = Instant::now();
-        let terms = self.query_terms(query);
+        let (terms, own_terms) = self.searched_terms(query);
         timings.analysis_ms = ms(t);
 
         let mut bm25 = Vec::new();
@@ -843,6 +852,7 @@ impl Engine {
         Ok(Ranking {
             query: request.query.clone(),
             terms,
+            own_terms,
             mode,
             passages,
             timings,
