@@ -18,7 +18,9 @@ fn main() {
         println!("cargo::rustc-cfg=has_pdftotext");
     }
     println!("cargo::rustc-check-cfg=cfg(shared_data)");
-    let shared = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared");
+    // Read when the script runs, not baked in when it is compiled.
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".into());
+    let shared = std::path::Path::new(&manifest_dir).join("../shared");
     let dev = shared.join("eval/dev.jsonl");
     if dev.is_file() {
         println!("cargo::rerun-if-changed={}", dev.display());
