@@ -4,11 +4,10 @@
 
 mod cli;
 
-use std::io::IsTerminal;
-
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+use crate::cli::logging::LogFormat;
 use crate::cli::progress::Bars;
 use crate::cli::{add, bench, eval, index, list, models, paths::Paths, remove, search, serve};
 
@@ -22,6 +21,10 @@ struct Cli {
     /// Print only errors (no progress bars, no info logs).
     #[arg(short, long, global = true)]
     quiet: bool,
+    /// Log lines as text (coloured only on a terminal without NO_COLOR) or as JSON, one
+    /// object a line, for log collectors.
+    #[arg(long, global = true, value_enum, env = "WENDA_LOG_FORMAT", default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -52,7 +55,7 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
-    cli::logging::init(cli.quiet);
+    cli::logging::init(cli.quiet, cli.log_format);
     if let Err(err) = run(cli) {
         eprintln!("error: {err:#}");
         std::process::exit(1);
@@ -60,7 +63,7 @@ fn main() {
 }
 
 fn run(cli: Cli) -> Result<()> {
-    let bars = Bars::new(cli.quiet || !std::io::stderr().is_terminal());
+    let bars = Bars::for_stderr(cli.quiet);
     let paths = &cli.paths;
     match cli.command {
         Command::Index => index::run(paths, &bars),

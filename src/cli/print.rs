@@ -3,6 +3,13 @@
 use wenda::corpus::Report;
 use wenda::retrieve::SearchResponse;
 
+/// Whether stdout gets colour: a terminal, and `NO_COLOR` unset or empty
+/// (<https://no-color.org>).
+pub fn stdout_colour() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 /// Prints the catalog (`wenda list`): one report a line with its passage count.
 pub fn catalog(counts: &[(&Report, usize)], version: &str) {
     let width = counts.iter().map(|(r, _)| r.file.len()).max().unwrap_or(0);

@@ -1,7 +1,5 @@
 //! `wenda search`: ranked passages with citations, in the terminal or as JSON.
 
-use std::io::IsTerminal;
-
 use anyhow::{Result, bail};
 use clap::Args;
 use wenda::progress::Progress;
@@ -58,6 +56,6 @@ pub fn run(paths: &Paths, args: SearchArgs, bars: &dyn Progress) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&response)?);
         return Ok(());
     }
-    super::print::hits(&response, std::io::stdout().is_terminal());
+    super::print::hits(&response, super::print::stdout_colour());
     Ok(())
 }

@@ -40,6 +40,10 @@ pub struct ServeArgs {
     /// and then its answer) is embedded once; 0 turns the cache off.
     #[arg(long, default_value_t = QUERY_CACHE_ENTRIES, value_name = "N")]
     query_cache: usize,
+    /// Searches and answers computed at once; more get 503 with Retry-After at once
+    /// instead of waiting [default: 8 per core].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    max_in_flight: Option<u32>,
     /// Token that adding and removing reports through the API needs
     /// (Authorization: Bearer TOKEN); without one, those endpoints answer 403.
     #[arg(long, env = "WENDA_ADMIN_TOKEN", hide_env_values = true)]
@@ -85,7 +89,10 @@ pub fn run(paths: &Paths, args: ServeArgs, bars: &dyn Progress) -> Result<()> {
             "adding and removing reports through the API is off (set WENDA_ADMIN_TOKEN to allow it)"
         ),
     }
-    let state = AppState::for_collection(Arc::new(collection), llm, admin_token);
+    let capacity = args
+        .max_in_flight
+        .map_or_else(server::default_capacity, |n| n as usize);
+    let state = AppState::for_collection(Arc::new(collection), llm, admin_token, capacity);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -6,8 +6,59 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use crate::{Error, ErrorCode};
+
+/// Requests refused because the server was at capacity or ran out of time, counted
+/// between log lines. Refusing excess work is the server working as designed, so these
+/// are warnings, not errors.
+struct RefusalLog {
+    since_last_line: AtomicU64,
+    last_line: Mutex<Option<Instant>>,
+}
+
+impl RefusalLog {
+    const fn new() -> Self {
+        RefusalLog {
+            since_last_line: AtomicU64::new(0),
+            last_line: Mutex::new(None),
+        }
+    }
+}
+
+/// Requests refused because every work permit (or the query queue) was taken.
+static OVERLOADED: RefusalLog = RefusalLog::new();
+
+/// Requests given up after the request time limit.
+static TIMED_OUT: RefusalLog = RefusalLog::new();
+
+impl RefusalLog {
+    /// Counts one refusal and writes a WARN line with the count when the last line is
+    /// at least [`super::REFUSAL_LOG_INTERVAL`] old.
+    fn record(&self, code: ErrorCode, message: &str) {
+        self.since_last_line.fetch_add(1, Ordering::Relaxed);
+        let Ok(mut last) = self.last_line.try_lock() else {
+            return; // another refusal is writing the line; it counts this one
+        };
+        let now = Instant::now();
+        if last.is_some_and(|t| now.duration_since(t) < super::REFUSAL_LOG_INTERVAL) {
+            return;
+        }
+        let previous = last.replace(now);
+        let count = self.since_last_line.swap(0, Ordering::Relaxed);
+        let window = previous.map_or(String::new(), |t| {
+            format!(" in the last {:.1} s", now.duration_since(t).as_secs_f64())
+        });
+        tracing::warn!(
+            code = code.as_str(),
+            refused = count,
+            "refused {count} request(s){window} with 503: {message}"
+        );
+    }
+}
 
 /// An error reply.
 #[derive(Debug)]
@@ -77,7 +128,11 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if self.status.is_server_error() {
+        if self.code == ErrorCode::Overloaded {
+            OVERLOADED.record(self.code, &self.message);
+        } else if self.code == ErrorCode::Timeout {
+            TIMED_OUT.record(self.code, &self.message);
+        } else if self.status.is_server_error() {
             tracing::error!(code = self.code.as_str(), "{}", self.message);
         }
         let body = ErrorBody {

@@ -71,6 +71,12 @@ const HEAD_BUFFER_BYTES: usize = 128 * 1024;
 /// (64 concurrent asks used to hold 2 GB and all time out).
 pub const WORK_PER_CORE: usize = 8;
 
+/// Shortest time between two log lines about refused requests: a burst of 64 clients
+/// past capacity refuses thousands of requests a second, and one WARN line a second with
+/// their count says as much as a line each (two ERROR lines each wrote 390,000 lines in
+/// a 10-second burst).
+pub const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Seconds a client is told to wait (`Retry-After`) when the server is at capacity.
 pub const RETRY_AFTER_SECONDS: u64 = 1;
 
@@ -101,7 +107,8 @@ pub struct AppState {
     jobs: Arc<jobs::Jobs>,
 }
 
-fn default_capacity() -> usize {
+/// Searches and answers admitted at once by default: [`WORK_PER_CORE`] per core.
+pub fn default_capacity() -> usize {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     WORK_PER_CORE * cores
 }
@@ -129,13 +136,15 @@ impl AppState {
     }
 
     /// The state for a server over a collection that administrators may change with
-    /// `admin_token` (`None`: writing is off).
+    /// `admin_token` (`None`: writing is off), admitting `capacity` searches or answers
+    /// at once ([`default_capacity`] unless an operator says otherwise).
     pub fn for_collection(
         collection: Arc<Collection>,
         llm: Option<LlmClient>,
         admin_token: Option<String>,
+        capacity: usize,
     ) -> Self {
-        Self::build(collection, llm, admin_token, default_capacity())
+        Self::build(collection, llm, admin_token, capacity)
     }
 
     fn build(
@@ -236,7 +245,12 @@ fn router_with(state: AppState, request_timeout: Duration) -> Router {
         time_limit,
     ))
     .layer(axum::middleware::from_fn(head_limits))
-    .layer(TraceLayer::new_for_http())
+    // Server errors are logged where they are made (`ApiError`: errors once each, refusals
+    // under load as counted warnings), so the trace layer's own failure line is debug.
+    .layer(
+        TraceLayer::new_for_http()
+            .on_failure(tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG)),
+    )
     .with_state(state)
 }
 

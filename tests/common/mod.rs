@@ -398,6 +398,17 @@ impl LiveServer {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> LiveServer {
+        Self::start_with_stderr(corpus, index, args, env, std::process::Stdio::null())
+    }
+
+    /// [`LiveServer::start`] with the server's stderr (its log) going to `stderr`.
+    pub fn start_with_stderr(
+        corpus: &std::path::Path,
+        index: &std::path::Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+        stderr: std::process::Stdio,
+    ) -> LiveServer {
         use std::io::BufRead;
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_wenda"));
         command
@@ -409,8 +420,10 @@ impl LiveServer {
             .args(args)
             .env_remove("WENDA_ADMIN_TOKEN")
             .env_remove("WENDA_LOG")
+            .env_remove("WENDA_LOG_FORMAT")
+            .env_remove("NO_COLOR")
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null());
+            .stderr(stderr);
         for (k, v) in env {
             command.env(k, v);
         }
