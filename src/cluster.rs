@@ -557,7 +557,14 @@ fn index_body(layout: Layout, dim: Option<usize>, meta: &Value) -> Value {
             "knn": true,
             "refresh_interval": "-1",
         }},
-        "mappings": {"_meta": meta, "dynamic": "strict", "properties": properties}
+        // The vector is indexed (HNSW) but not kept in `_source`: the local index has it,
+        // and it would be most of each stored document (384 numbers as JSON text).
+        "mappings": {
+            "_meta": meta,
+            "dynamic": "strict",
+            "_source": {"excludes": ["vector"]},
+            "properties": properties
+        }
     })
 }
 
