@@ -37,6 +37,10 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// well under a millisecond, so two seconds only ever passes for a node that is gone.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Longest wait for a new index's shard copies to start before the alias moves: a few
+/// seconds on a local cluster; two minutes leaves room for a busy one.
+pub const SHARD_COPIES_WAIT: Duration = Duration::from_secs(120);
+
 /// Passages per bulk request: 256 passages with their 384 float vectors are about 2.5 MB
 /// of JSON, under the server's default 100 MB limit and small enough for a 512 MB heap.
 pub const BULK_PASSAGES: usize = 256;
@@ -410,6 +414,37 @@ impl Client {
         }
     }
 
+    /// Waits until every shard copy of `target` is started (its primaries only, without
+    /// replicas), asking the cluster in steps shorter than [`REQUEST_TIMEOUT`]; an error
+    /// after [`SHARD_COPIES_WAIT`] (a replica with no node to go to never starts).
+    fn wait_for_copies(&self, target: &str, layout: Layout) -> Result<Value> {
+        let status = if layout.replicas > 0 {
+            "green"
+        } else {
+            "yellow"
+        };
+        let path = format!("/_cluster/health/{target}?wait_for_status={status}&timeout=5s");
+        let started = std::time::Instant::now();
+        loop {
+            let reply = self.send("GET", &path, None, false)?;
+            if reply.status == 200 && reply.body["timed_out"] == Value::Bool(false) {
+                return Ok(reply.body);
+            }
+            if reply.status != 408 && reply.status != 200 {
+                self.expect_ok("GET", &path, reply)?;
+            }
+            if started.elapsed() > SHARD_COPIES_WAIT {
+                return Err(self.unavailable(format!(
+                    "did not start every copy of {target} ({} shards, {} replicas) in {} s: are there {} nodes?",
+                    layout.shards,
+                    layout.replicas,
+                    SHARD_COPIES_WAIT.as_secs(),
+                    layout.replicas + 1
+                )));
+            }
+        }
+    }
+
     /// Loads every passage of `index` into a new concrete index with `layout`, then moves
     /// the alias onto it in one atomic step (searches use the old index until then) and
     /// deletes the old one.
@@ -442,18 +477,7 @@ impl Client {
                     Some(json!({"index": {"refresh_interval": null}})),
                 )?;
                 self.ok("POST", &format!("/{target}/_refresh"), None)?;
-                self.ok(
-                    "GET",
-                    &format!(
-                        "/_cluster/health/{target}?wait_for_status={}&timeout=60s",
-                        if layout.replicas > 0 {
-                            "green"
-                        } else {
-                            "yellow"
-                        }
-                    ),
-                    None,
-                )
+                self.wait_for_copies(&target, layout)
             });
         if let Err(e) = loaded {
             // A half-loaded index never gets the alias; take it away again.
