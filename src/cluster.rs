@@ -47,7 +47,7 @@ pub const BULK_PASSAGES: usize = 256;
 
 /// Lucene's BM25 (since Lucene 8) leaves out the constant factor `k1 + 1` of the classic
 /// formula that tantivy keeps; scores from the cluster are multiplied by it (k1 = 1.2 in
-/// both) so BM25 scores read the same in both backends. Rankings do not depend on it.
+/// both) so BM25 scores are on the same scale in both backends. Rankings do not depend on it.
 pub const LUCENE_BM25_SCALE: f32 = 2.2;
 
 /// Which store answers the engine's top-k requests.
@@ -679,11 +679,6 @@ impl ClusterStore {
             .map(|(i, p)| (p.id.clone(), i as u32))
             .collect();
         Ok(ClusterStore { client, ords })
-    }
-
-    /// The client, for loads and syncs.
-    pub fn client(&self) -> &Client {
-        &self.client
     }
 
     /// Ordinals and scores of a search reply, best first (ids the local index lacks,

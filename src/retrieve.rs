@@ -625,16 +625,6 @@ impl Engine {
         &self.index.passages
     }
 
-    /// The cluster answering this engine's top-k requests, when its store is a cluster.
-    pub fn cluster(&self) -> Option<&ClusterStore> {
-        self.cluster.as_ref()
-    }
-
-    /// The local index (passages, vectors, analyzer), which a cluster is loaded from.
-    pub fn stored_index(&self) -> &StoredIndex {
-        &self.index
-    }
-
     /// The manifest of the index in use.
     pub fn manifest(&self) -> &index::Manifest {
         &self.index.manifest
