@@ -45,10 +45,12 @@ pub const SHARD_COPIES_WAIT: Duration = Duration::from_secs(120);
 /// of JSON, under the server's default 100 MB limit and small enough for a 512 MB heap.
 pub const BULK_PASSAGES: usize = 256;
 
-/// Lucene's BM25 (since Lucene 8) leaves out the constant factor `k1 + 1` of the classic
-/// formula that tantivy keeps; scores from the cluster are multiplied by it (k1 = 1.2 in
-/// both) so BM25 scores are on the same scale in both backends. Rankings do not depend on it.
-pub const LUCENE_BM25_SCALE: f32 = 2.2;
+/// Extra hits asked of the cluster beyond `k`, so passages tied in score at the cut are
+/// all seen and ordered the same way every time (by ordinal: which of two tied passages a
+/// shard copy returns first depends on its segments, so a primary and its replica could
+/// disagree). On the dev set, BM25 had exact ties at ranks 7–9 of two questions, and one
+/// at rank 5 flipped R@5 by 0.025 between runs before this.
+pub const TIE_SLACK: usize = 10;
 
 /// Which store answers the engine's top-k requests.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -681,10 +683,10 @@ impl ClusterStore {
         Ok(ClusterStore { client, ords })
     }
 
-    /// Ordinals and scores of a search reply, best first (ids the local index lacks,
-    /// which a sync would remove, are skipped).
-    fn hits(&self, body: &Value, scale: impl Fn(f32) -> f32) -> Vec<(u32, f32)> {
-        body["hits"]["hits"]
+    /// The best `k` ordinals and scores of a search reply, best first and ties by
+    /// ordinal (ids the local index lacks, which a sync would remove, are skipped).
+    fn hits(&self, body: &Value, k: usize, scale: impl Fn(f32) -> f32) -> Vec<(u32, f32)> {
+        let mut hits: Vec<(u32, f32)> = body["hits"]["hits"]
             .as_array()
             .into_iter()
             .flatten()
@@ -692,7 +694,10 @@ impl ClusterStore {
                 let ord = *self.ords.get(h["_id"].as_str()?)?;
                 Some((ord, scale(h["_score"].as_f64()? as f32)))
             })
-            .collect()
+            .collect();
+        hits.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        hits.truncate(k);
+        hits
     }
 
     fn search(&self, query: Value, dfs: bool) -> Result<Value> {
@@ -713,7 +718,8 @@ impl ClusterStore {
     /// BM25 top-`k` for analysed terms over the same three fields and boosts as the
     /// embedded index, optionally within one report. Term statistics are gathered from
     /// every shard first (`dfs_query_then_fetch`), so scores do not depend on how
-    /// passages fell into shards.
+    /// passages fell into shards; OpenSearch's BM25 keeps the classic `k1 + 1` factor, as
+    /// tantivy does, so the scores are the embedded store's.
     pub fn bm25_top_k(
         &self,
         terms: &[String],
@@ -734,10 +740,10 @@ impl ClusterStore {
             query["bool"]["filter"] = json!([{"term": {"source": src}}]);
         }
         let body = self.search(
-            json!({"size": k, "query": query, "_source": false, "track_total_hits": false}),
+            json!({"size": k + TIE_SLACK, "query": query, "_source": false, "track_total_hits": false}),
             true,
         )?;
-        Ok(self.hits(&body, |s| s * LUCENE_BM25_SCALE))
+        Ok(self.hits(&body, k, |s| s))
     }
 
     /// Dense top-`k` by cosine for a query vector, optionally within one report (the
@@ -752,16 +758,16 @@ impl ClusterStore {
         if k == 0 {
             return Ok(Vec::new());
         }
-        let mut knn = json!({"vector": vector, "k": k});
+        let mut knn = json!({"vector": vector, "k": k + TIE_SLACK});
         if let Some(src) = source {
             knn["filter"] = json!({"term": {"source": src}});
         }
         let body = self.search(
-            json!({"size": k, "query": {"knn": {"vector": knn}}, "_source": false}),
+            json!({"size": k + TIE_SLACK, "query": {"knn": {"vector": knn}}, "_source": false}),
             false,
         )?;
         // The Lucene engine scores cosine similarity as (1 + cos) / 2.
-        Ok(self.hits(&body, |s| 2.0 * s - 1.0))
+        Ok(self.hits(&body, k, |s| 2.0 * s - 1.0))
     }
 }
 
