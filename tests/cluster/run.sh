@@ -61,8 +61,11 @@ curl -s "$url1/_cat/indices/wenda*?v&h=index,docs.count,pri.store.size,store.siz
 if [ ! -f "$evalset" ]; then
     echo "SKIPPED the eval comparison: no question set at $evalset (set WENDA_EVAL_SET)"
 else
-"$wenda" -q "${index[@]}" eval --set "$evalset" --json >"$run/eval-embedded.json"
-"$wenda" -q "${index[@]}" "${engine[@]}" eval --set "$evalset" --json >"$run/eval-cluster.json"
+"$wenda" -q "${index[@]}" eval --set "$evalset" --json --trec-run "$run/embedded.txt" >"$run/eval-embedded.json"
+"$wenda" -q "${index[@]}" "${engine[@]}" eval --set "$evalset" --json --trec-run "$run/cluster.txt" >"$run/eval-cluster.json"
+for mode in bm25 dense hybrid; do
+    echo "$mode: $(diff <(awk '$4 <= 10 {print $1, $3, $4}' "$run/embedded.$mode.txt") <(awk '$4 <= 10 {print $1, $3, $4}' "$run/cluster.$mode.txt") | grep -c '^<' || true) of the top-10 rows differ between the stores"
+done
 python3 - "$run/eval-embedded.json" "$run/eval-cluster.json" <<'PY'
 import json, sys
 embedded, cluster = (json.load(open(p)) for p in sys.argv[1:3])
