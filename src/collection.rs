@@ -779,6 +779,7 @@ mod tests {
                 rebuild: RebuildPolicy::IfNeeded,
                 fusion: crate::retrieve::Fusion::default(),
                 query_cache_entries: crate::retrieve::QUERY_CACHE_ENTRIES,
+                store: Default::default(),
             },
             extract: ExtractOptions::default(),
         };

@@ -81,6 +81,8 @@ pub enum ErrorCode {
     ChangeInProgress,
     /// The PDF extractor (poppler's `pdftotext`) is not installed on the server.
     ExtractorUnavailable,
+    /// The search cluster (`--backend opensearch`) cannot be reached or refused a request.
+    EngineUnavailable,
 }
 
 impl ErrorCode {
@@ -120,6 +122,7 @@ impl ErrorCode {
             ErrorCode::LastDocument => "last_document",
             ErrorCode::ChangeInProgress => "change_in_progress",
             ErrorCode::ExtractorUnavailable => "extractor_unavailable",
+            ErrorCode::EngineUnavailable => "engine_unavailable",
         }
     }
 }

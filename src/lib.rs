@@ -14,6 +14,7 @@ pub mod error;
 pub use error::{Error, ErrorCode, IndexProblem, Result};
 pub mod answer;
 pub mod atomic_file;
+pub mod cluster;
 pub mod collection;
 pub mod dense;
 pub mod embed;

@@ -31,8 +31,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Build (or rebuild) the index from the corpus: passages, BM25 and vectors.
-    Index,
+    /// Build (or rebuild) the index from the corpus: passages, BM25 and vectors (and, with
+    /// `--backend opensearch`, load them into the cluster).
+    Index(index::IndexArgs),
     /// Search the reports and print ranked passages with citations.
     Search(search::SearchArgs),
     /// Measure retrieval quality on a question set or a BEIR-style benchmark.
@@ -65,8 +66,10 @@ fn main() {
 fn run(cli: Cli) -> Result<()> {
     let bars = Bars::for_stderr(cli.quiet);
     let paths = &cli.paths;
+    // A bad `--backend`/`--engine-url` combination is refused before any work.
+    paths.cluster_config()?;
     match cli.command {
-        Command::Index => index::run(paths, &bars),
+        Command::Index(args) => index::run(paths, args, &bars),
         Command::Search(args) => search::run(paths, args, &bars),
         Command::Eval(args) => eval::run(paths, args, &bars),
         Command::Serve(args) => serve::run(paths, args, &bars),

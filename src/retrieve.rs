@@ -13,6 +13,7 @@ use lru::LruCache;
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::{Analyzer, Concept, Glossary};
+use crate::cluster::{ClusterStore, StoreConfig};
 use crate::corpus::{Citation, Corpus, Passage, clean_for_reading, is_han};
 use crate::embed::Encoder;
 use crate::error::{Error, ErrorCode, Result};
@@ -468,11 +469,16 @@ pub struct EngineConfig {
     pub fusion: Fusion,
     /// Query vectors the engine keeps ([`QUERY_CACHE_ENTRIES`] by default; 0: none).
     pub query_cache_entries: usize,
+    /// Which store answers BM25 and dense top-k: the embedded index, or a cluster.
+    pub store: StoreConfig,
 }
 
 /// The search engine: index (with its analyzer), optional embedder, fusion settings.
 pub struct Engine {
     index: StoredIndex,
+    /// The cluster answering top-k requests, when the store is a cluster; the embedded
+    /// index answers otherwise.
+    cluster: Option<ClusterStore>,
     encoder: Option<Arc<dyn Encoder>>,
     fusion: Fusion,
     /// Query vectors by model id and query ([`QUERY_CACHE_ENTRIES`]).
@@ -520,8 +526,18 @@ impl Engine {
             }
             Err(e) => return Err(e),
         };
+        let cluster = match &config.store {
+            StoreConfig::Embedded => None,
+            StoreConfig::Cluster(cluster) => Some(ClusterStore::open(
+                cluster.clone(),
+                &index,
+                &corpus.report_labels(),
+                progress,
+            )?),
+        };
         Ok(Engine {
             index,
+            cluster,
             encoder,
             fusion: config.fusion,
             query_vectors: query_cache(config.query_cache_entries),
@@ -547,6 +563,7 @@ impl Engine {
         )?;
         Ok(Engine {
             index,
+            cluster: None,
             encoder,
             fusion,
             query_vectors: query_cache(QUERY_CACHE_ENTRIES),
@@ -771,63 +788,100 @@ impl Engine {
         let (terms, own_terms) = self.searched_terms(query);
         timings.analysis_ms = ms(t);
 
+        // With a cluster, hybrid sends its BM25 request beside the query embedding and the
+        // dense request, so the two round trips overlap; the embedded store answers BM25 in
+        // about a millisecond and keeps the sequential order.
+        let concurrent_bm25 = mode == Mode::Hybrid && self.cluster.is_some();
         let mut bm25 = Vec::new();
-        if mode != Mode::Dense {
+        if mode != Mode::Dense && !concurrent_bm25 {
             let t = Instant::now();
-            bm25 = self
-                .index
-                .lexical
-                .search(&terms, depth, source)?
-                .into_iter()
-                .map(|h| (h.ord, h.score))
-                .collect();
+            bm25 = match &self.cluster {
+                None => self
+                    .index
+                    .lexical
+                    .search(&terms, depth, source)?
+                    .into_iter()
+                    .map(|h| (h.ord, h.score))
+                    .collect(),
+                Some(cluster) => cluster.bm25_top_k(&terms, depth, source)?,
+            };
             timings.bm25_ms = ms(t);
         }
         let mut dense = Vec::new();
         let mut dense_stats = None;
         let mut used_vector: Option<Vec<f32>> = None;
-        if mode != Mode::Bm25 {
-            let (Some(encoder), Some(vectors)) = (&self.encoder, &self.index.dense) else {
-                return Err(Error::invalid(
-                    ErrorCode::ModeUnavailable,
-                    "dense retrieval is not available",
-                ));
-            };
-            let t = Instant::now();
-            let qv = match query_vector {
-                Some(v) => v.to_vec(),
-                None => {
-                    let (v, outcome) = self.cached_query_vector(encoder.as_ref(), query)?;
-                    timings.query_cache = Some(outcome);
-                    v.as_ref().clone()
-                }
-            };
-            timings.embedding_ms = ms(t);
-            let t = Instant::now();
-            let keep =
-                |ord: u32| source.is_none_or(|s| passages[ord as usize].citation.source == s);
-            dense = vectors
-                .top_k(&qv, depth.max(DENSE_BACKGROUND_RANKS.end), &keep)
-                .into_iter()
-                .map(|h| (h.ord, h.score))
-                .collect();
-            dense_stats = dense_stats_of(&dense);
-            // Every candidate fetched is rescored before the list is cut to its depth.
-            if let Some(sentences) = self.index.sentences.as_ref() {
-                for (ord, score) in dense.iter_mut() {
-                    let best = sentences
-                        .similarities(*ord as usize, &qv)
-                        .into_iter()
-                        .fold(f32::NEG_INFINITY, f32::max);
-                    if best.is_finite() {
-                        *score = (1.0 - SENTENCE_SHARE) * *score + SENTENCE_SHARE * best;
+        let background_bm25 =
+            std::thread::scope(|scope| -> Result<Option<(Vec<(u32, f32)>, f64)>> {
+                let task = match (&self.cluster, concurrent_bm25) {
+                    (Some(cluster), true) => Some(scope.spawn(|| {
+                        let t = Instant::now();
+                        cluster
+                            .bm25_top_k(&terms, depth, source)
+                            .map(|r| (r, ms(t)))
+                    })),
+                    _ => None,
+                };
+                if mode != Mode::Bm25 {
+                    let (Some(encoder), Some(vectors)) = (&self.encoder, &self.index.dense) else {
+                        return Err(Error::invalid(
+                            ErrorCode::ModeUnavailable,
+                            "dense retrieval is not available",
+                        ));
+                    };
+                    let t = Instant::now();
+                    let qv = match query_vector {
+                        Some(v) => v.to_vec(),
+                        None => {
+                            let (v, outcome) = self.cached_query_vector(encoder.as_ref(), query)?;
+                            timings.query_cache = Some(outcome);
+                            v.as_ref().clone()
+                        }
+                    };
+                    timings.embedding_ms = ms(t);
+                    let t = Instant::now();
+                    let keep = |ord: u32| {
+                        source.is_none_or(|s| passages[ord as usize].citation.source == s)
+                    };
+                    let fetched = depth.max(DENSE_BACKGROUND_RANKS.end);
+                    dense = match &self.cluster {
+                        None => vectors
+                            .top_k(&qv, fetched, &keep)
+                            .into_iter()
+                            .map(|h| (h.ord, h.score))
+                            .collect(),
+                        Some(cluster) => cluster.dense_top_k(&qv, fetched, source)?,
+                    };
+                    dense_stats = dense_stats_of(&dense);
+                    // Every candidate fetched is rescored before the list is cut to its depth.
+                    if let Some(sentences) = self.index.sentences.as_ref() {
+                        for (ord, score) in dense.iter_mut() {
+                            let best = sentences
+                                .similarities(*ord as usize, &qv)
+                                .into_iter()
+                                .fold(f32::NEG_INFINITY, f32::max);
+                            if best.is_finite() {
+                                *score = (1.0 - SENTENCE_SHARE) * *score + SENTENCE_SHARE * best;
+                            }
+                        }
+                        dense.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
                     }
+                    dense.truncate(depth);
+                    used_vector = Some(qv);
+                    timings.dense_ms = ms(t);
                 }
-                dense.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-            }
-            dense.truncate(depth);
-            used_vector = Some(qv);
-            timings.dense_ms = ms(t);
+                task.map(|t| {
+                    t.join().unwrap_or_else(|_| {
+                        Err(Error::Unavailable {
+                            code: ErrorCode::EngineUnavailable,
+                            message: "the BM25 request to the search engine failed".into(),
+                        })
+                    })
+                })
+                .transpose()
+            })?;
+        if let Some((ranking, took)) = background_bm25 {
+            bm25 = ranking;
+            timings.bm25_ms = took;
         }
 
         let t = Instant::now();

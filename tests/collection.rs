@@ -55,6 +55,7 @@ fn config(corpus: &std::path::Path, index: &std::path::Path) -> CollectionConfig
             rebuild: RebuildPolicy::IfNeeded,
             fusion: Fusion::default(),
             query_cache_entries: wenda::retrieve::QUERY_CACHE_ENTRIES,
+            store: Default::default(),
         },
         extract: ExtractOptions::default(),
     }

@@ -64,5 +64,6 @@ pub fn run(paths: &Paths, args: AddArgs, bars: &dyn Progress) -> Result<()> {
         added.seconds,
         added.version
     );
+    paths.sync_cluster(bars)?;
     Ok(())
 }

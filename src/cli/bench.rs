@@ -44,6 +44,15 @@ pub struct BenchArgs {
 /// Runs the benchmark `args` asks for (the whole bench, or adding a report) and prints it.
 pub fn run(paths: &Paths, args: BenchArgs, bars: &dyn Progress) -> Result<()> {
     let embedder = paths.load_embedder(bars)?;
+    if paths.cluster_config()?.is_some() {
+        let report = measure_stores(paths, embedder, bars)?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            print_stores(&report);
+        }
+        return Ok(());
+    }
     if let Some(file) = &args.add {
         let config = paths.collection_config(RebuildPolicy::IfNeeded, args.extract.options());
         let report = measure_add(&config, file, embedder, args.rounds, bars)?;
@@ -187,6 +196,7 @@ pub fn measure(
         rebuild: RebuildPolicy::Never,
         fusion: Fusion::default(),
         query_cache_entries: QUERY_CACHE_ENTRIES,
+        store: Default::default(),
     };
     let engine = Engine::open(&config, &fresh, Some(embedder), &NoProgress)?;
     let mut search = Vec::new();
@@ -527,4 +537,100 @@ pub fn print_add(r: &AddBenchReport) {
         "removing it: {:.2} s ({} passages left)",
         r.remove_seconds, r.passages_after_remove
     );
+}
+
+/// Search latency of the two stores over the same index, one row per store and mode.
+#[derive(Debug, Serialize)]
+pub struct StoreBenchReport {
+    passages: usize,
+    /// `embedded` or `opensearch`, with each mode's latency.
+    stores: Vec<(String, Vec<SearchLatency>)>,
+}
+
+/// `wenda bench --backend opensearch`: the benchmark questions in every mode through the
+/// embedded store and the cluster, alternating question by question so that both see the
+/// same machine load. Query vectors come from the query cache (filled first): the model's
+/// cost is the same for both stores and `wenda bench` without a cluster measures it.
+pub fn measure_stores(
+    paths: &Paths,
+    embedder: std::sync::Arc<Embedder>,
+    bars: &dyn Progress,
+) -> Result<StoreBenchReport> {
+    let corpus = paths.corpus()?;
+    let encoder: std::sync::Arc<dyn Encoder> = embedder;
+    let cluster_config = paths.engine_config(RebuildPolicy::Never);
+    let embedded_config = EngineConfig {
+        store: Default::default(),
+        ..cluster_config.clone()
+    };
+    let engines = [
+        (
+            "embedded",
+            Engine::open(&embedded_config, &corpus, Some(encoder.clone()), bars)?,
+        ),
+        (
+            "opensearch",
+            Engine::open(&cluster_config, &corpus, Some(encoder), bars)?,
+        ),
+    ];
+    let mut ms = vec![vec![Vec::new(); Mode::ALL.len()]; engines.len()];
+    for round in 0..=SEARCH_ROUNDS {
+        for q in DEFAULT_QUESTIONS {
+            for (m, mode) in Mode::ALL.iter().enumerate() {
+                for (e, (_, engine)) in engines.iter().enumerate() {
+                    let mut request = SearchRequest::new(*q);
+                    request.mode = Some(*mode);
+                    let t = Instant::now();
+                    engine.search(&request)?;
+                    // Round 0 fills the query caches and warms both stores.
+                    if round > 0 {
+                        ms[e][m].push(t.elapsed().as_secs_f64() * 1000.0);
+                    }
+                }
+            }
+        }
+    }
+    let stores = engines
+        .iter()
+        .zip(ms)
+        .map(|((name, _), per_mode)| {
+            let rows = Mode::ALL
+                .iter()
+                .zip(per_mode)
+                .map(|(mode, mut v)| {
+                    v.sort_by(f64::total_cmp);
+                    SearchLatency {
+                        mode: *mode,
+                        searches: v.len(),
+                        p50_ms: percentile(&v, 0.5),
+                        p95_ms: percentile(&v, 0.95),
+                    }
+                })
+                .collect();
+            (name.to_string(), rows)
+        })
+        .collect();
+    Ok(StoreBenchReport {
+        passages: engines[0].1.passages().len(),
+        stores,
+    })
+}
+
+/// Prints the store comparison for people.
+pub fn print_stores(report: &StoreBenchReport) {
+    println!(
+        "search latency by store ({} passages, query vectors cached):",
+        report.passages
+    );
+    for (store, rows) in &report.stores {
+        for s in rows {
+            println!(
+                "{store:<10} {:<6}: p50 {:.2} ms, p95 {:.2} ms over {} searches",
+                s.mode.as_str(),
+                s.p50_ms,
+                s.p95_ms,
+                s.searches
+            );
+        }
+    }
 }

@@ -4,13 +4,27 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Result;
+use clap::Args;
+use wenda::cluster::{Client, Layout};
 use wenda::index;
 use wenda::progress::Progress;
 
 use super::paths::Paths;
 
-/// Builds passages, BM25 and vectors for the corpus and prints what went in.
-pub fn run(paths: &Paths, bars: &dyn Progress) -> Result<()> {
+/// Flags of `wenda index`.
+#[derive(Args)]
+pub struct IndexArgs {
+    /// With `--backend opensearch`: primary shards of the new cluster index.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    shards: u32,
+    /// With `--backend opensearch`: copies of each shard on other nodes.
+    #[arg(long, default_value_t = 0)]
+    replicas: u32,
+}
+
+/// Builds passages, BM25 and vectors for the corpus and prints what went in; with a
+/// cluster backend, then loads them into a new cluster index and moves the alias onto it.
+pub fn run(paths: &Paths, args: IndexArgs, bars: &dyn Progress) -> Result<()> {
     let started = Instant::now();
     let corpus = paths.corpus()?;
     let encoder = paths.load_encoder(bars)?;
@@ -43,6 +57,31 @@ pub fn run(paths: &Paths, bars: &dyn Progress) -> Result<()> {
             None => "; BM25 only".into(),
         }
     );
+    if let Some(config) = paths.cluster_config()? {
+        let started = Instant::now();
+        let client = Client::new(config);
+        tracing::info!("loading into {}", client.describe()?);
+        let layout = Layout {
+            shards: args.shards,
+            replicas: args.replicas,
+        };
+        let loaded = client.load(&built, &corpus.report_labels(), layout, bars)?;
+        println!(
+            "loaded {} passages into {} at {} ({} shards, {} replicas) in {:.1} s; alias {:?} now points at it{}",
+            loaded.passages,
+            loaded.index,
+            client.config().url_list(),
+            layout.shards,
+            layout.replicas,
+            started.elapsed().as_secs_f64(),
+            client.config().alias,
+            if loaded.replaced.is_empty() {
+                String::new()
+            } else {
+                format!(" (replaced {})", loaded.replaced.join(", "))
+            }
+        );
+    }
     Ok(())
 }
 

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::Args;
+use wenda::cluster::{self, ClusterConfig, StoreConfig};
 use wenda::collection::CollectionConfig;
 use wenda::corpus::Corpus;
 use wenda::corpus::extract::ExtractOptions;
@@ -15,6 +16,7 @@ use wenda::embed::{
     CpuEngine, DeviceChoice, Embedder, Encoder, FetchOptions, LoadOptions, ModelFiles,
     ModelProfile, QueryBatcher, ensure_model,
 };
+use wenda::index;
 use wenda::progress::Progress;
 use wenda::retrieve::{Engine, EngineConfig, Fusion, QUERY_CACHE_ENTRIES, RebuildPolicy};
 
@@ -56,9 +58,68 @@ pub struct Paths {
     /// BM25 only: do not load the embedding model (dense and hybrid modes are then unavailable).
     #[arg(long, global = true)]
     pub lexical_only: bool,
+    /// Where BM25 and dense top-k are answered: the embedded index, or an OpenSearch cluster
+    /// (`--engine-url`; the local index still supplies analysis, passages and sentence vectors).
+    #[arg(long, global = true, value_enum, env = "WENDA_BACKEND", default_value_t = Backend::Embedded)]
+    pub backend: Backend,
+    /// The cluster's node URLs, comma-separated (`--backend opensearch`).
+    #[arg(long, global = true, env = "WENDA_ENGINE_URL", value_name = "URL")]
+    pub engine_url: Option<String>,
+    /// The alias searched in the cluster (`wenda index --backend opensearch` moves it).
+    #[arg(long, global = true, env = "WENDA_ENGINE_INDEX", default_value = cluster::DEFAULT_ALIAS)]
+    pub engine_index: String,
+}
+
+/// Which store answers searches (`--backend`).
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Backend {
+    /// tantivy and in-process vectors in the index folder.
+    Embedded,
+    /// An OpenSearch cluster with the k-NN plugin.
+    Opensearch,
 }
 
 impl Paths {
+    /// The cluster to use, None for the embedded backend; an error when `--backend
+    /// opensearch` lacks `--engine-url`.
+    pub fn cluster_config(&self) -> Result<Option<ClusterConfig>> {
+        match self.backend {
+            Backend::Embedded => Ok(None),
+            Backend::Opensearch => {
+                let url = self.engine_url.as_deref().context(
+                    "--backend opensearch needs --engine-url http://HOST:PORT (or WENDA_ENGINE_URL)",
+                )?;
+                Ok(Some(ClusterConfig::new(url, &self.engine_index)?))
+            }
+        }
+    }
+
+    /// Brings the cluster (with `--backend opensearch`) in line with the local index after
+    /// `wenda add` or `wenda remove`: only the changed reports' passages are written or
+    /// deleted, with the vectors the local index already has.
+    pub fn sync_cluster(&self, bars: &dyn Progress) -> Result<()> {
+        let Some(config) = self.cluster_config()? else {
+            return Ok(());
+        };
+        let corpus = self.corpus()?;
+        let manifest = index::read_manifest(&self.index)?;
+        let expected = index::Expectation {
+            corpus_fingerprint: corpus.fingerprint().to_string(),
+            model_id: manifest.model_id,
+        };
+        let stored = index::open(&self.index, &expected)?;
+        let url = config.url_list();
+        let synced = cluster::Client::new(config).sync(&stored, &corpus.report_labels(), bars)?;
+        println!(
+            "cluster at {url}: passages of {} reports written ({}), of {} deleted ({})",
+            synced.added.len(),
+            synced.added.join(", "),
+            synced.removed.len(),
+            synced.removed.join(", ")
+        );
+        Ok(())
+    }
+
     /// The model's profile and its files under `--models`, fetched first when missing.
     pub fn model_files(&self, bars: &dyn Progress) -> Result<(ModelProfile, ModelFiles)> {
         let profile = ModelProfile::by_name(&self.model)?;
@@ -121,6 +182,10 @@ impl Paths {
             rebuild,
             fusion: Fusion::default(),
             query_cache_entries: QUERY_CACHE_ENTRIES,
+            store: match self.cluster_config() {
+                Ok(Some(cluster)) => StoreConfig::Cluster(cluster),
+                _ => StoreConfig::Embedded,
+            },
         }
     }
 

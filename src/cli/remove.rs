@@ -25,5 +25,6 @@ pub fn run(paths: &Paths, args: RemoveArgs, bars: &dyn Progress) -> Result<()> {
         "removed {} \"{}\" and its {} passages in {:.1} s; collection version {}",
         removed.source, removed.title, removed.passages, removed.seconds, removed.version
     );
+    paths.sync_cluster(bars)?;
     Ok(())
 }

@@ -32,6 +32,7 @@ pub fn engine(index_dir: PathBuf, encoder: Option<Arc<dyn Encoder>>) -> Engine {
         rebuild: RebuildPolicy::IfNeeded,
         fusion: Fusion::default(),
         query_cache_entries: wenda::retrieve::QUERY_CACHE_ENTRIES,
+        store: Default::default(),
     };
     Engine::open(&config, &corpus(), encoder, &NoProgress).expect("engine opens")
 }
