@@ -25,7 +25,7 @@ pub use documents::{DocumentSpan, Documents, MAX_SPAN_CHARS, SPAN_CONTEXT_CHARS}
 pub use sentences::{
     FURNITURE_MARKERS, MAX_HEADING_CHARS, MIN_CHARS_PER_PIECE, MIN_PROSE_HAN_SHARE,
     MIN_SENTENCE_CHARS, SENTENCE_RULES_VERSION, is_furniture, is_heading, is_prose,
-    readable_sentences,
+    leading_heading, opens_with_furniture, readable_sentences,
 };
 
 use crate::error::{Error, Result};

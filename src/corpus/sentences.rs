@@ -53,6 +53,79 @@ pub fn is_furniture(sentence: &str) -> bool {
     FURNITURE_MARKERS.iter().any(|m| sentence.contains(m))
 }
 
+/// Whether a sentence shown in an answer opens with something that is not an answer: a
+/// publisher or advertising line ([`is_furniture`]), a heading ([`is_heading`]), the
+/// title of the section it stands in (`section`, as the chunker recorded it), or a
+/// heading that line wrapping joined to the sentence after it ([`leading_heading`]).
+pub fn opens_with_furniture(sentence: &str, section: &str) -> bool {
+    let sentence = sentence.trim();
+    let section = section.trim();
+    is_furniture(sentence)
+        || is_table_of_contents(sentence)
+        || is_heading(sentence)
+        || (section.chars().count() >= 2
+            && sentence
+                .strip_prefix(section)
+                .is_some_and(|rest| rest.starts_with(BULLETS)))
+        || leading_heading(sentence).is_some()
+}
+
+/// Marks that open a list item or separate the labels of a diagram.
+const BULLETS: &[char] = &[
+    '•', '◆', '●', '-', '*', '·', '▪', '➢', '★', '■', '◼', '▌', ' ',
+];
+
+/// Marks that do not occur in a heading: a piece holding one is a clause of a sentence.
+const CLAUSE_MARKS: &[char] = &[
+    '，', '。', '；', '：', ',', ';', ':', '！', '？', '、', '（', '(',
+];
+
+/// The length in bytes of a heading that opens `sentence` and was joined to it when the
+/// passage's lines were joined ("金融行业痛点及解决方案 金融行业普遍存在…", "智能助手 -大语言
+/// 模型…", "发展阶段•富士通推出…"): a piece shorter than [`MAX_HEADING_CHARS`] with Han
+/// characters and no clause mark, then a space or bullet, then at least
+/// [`MIN_SENTENCE_CHARS`] more. Chinese prose has no spaces between its words, so a
+/// space after a short Chinese piece is where a heading line ended. `None` when the
+/// sentence opens on prose.
+pub fn leading_heading(sentence: &str) -> Option<usize> {
+    let (at, separator) = sentence
+        .char_indices()
+        .find(|(_, c)| BULLETS.contains(c) && *c != '-' && *c != '*')?;
+    let head = &sentence[..at];
+    let chars = head.chars().count();
+    let rest = sentence[at + separator.len_utf8()..].trim_start_matches(BULLETS);
+    let heading_like = (2..MAX_HEADING_CHARS).contains(&chars)
+        && head.chars().any(is_han)
+        && !head.contains(CLAUSE_MARKS)
+        && rest.chars().count() >= MIN_SENTENCE_CHARS;
+    heading_like.then(|| sentence.len() - rest.len())
+}
+
+/// `sentence` without the headings that open it ([`leading_heading`]; a section title
+/// and a subsection title can both be there) and the bullets after them.
+pub fn without_leading_headings(sentence: &str) -> &str {
+    let mut rest = sentence;
+    for _ in 0..MAX_LEADING_HEADINGS {
+        match leading_heading(rest) {
+            Some(at) => rest = rest[at..].trim_start_matches(BULLETS),
+            None => break,
+        }
+    }
+    rest
+}
+
+/// Headings stripped from the opening of one sentence at most: a chapter, a section and
+/// a diagram label were the most seen stacked in the reports.
+pub const MAX_LEADING_HEADINGS: usize = 3;
+
+/// Whether a table of contents line: "目录", or a run of leader dots before a page number.
+pub fn is_table_of_contents(sentence: &str) -> bool {
+    sentence.contains("目录")
+        || sentence.contains("……………")
+        || sentence.contains("......")
+        || sentence.contains("·····")
+}
+
 /// Words that mark a publisher's advertisement or contact line ([`is_furniture`]).
 pub const FURNITURE_MARKERS: &[&str] = &["扫码", "二维码", "公众号", "微信号", "免费下载"];
 
