@@ -318,15 +318,24 @@ pub struct Relevance {
     pub absent_weight: f32,
     /// The most weight of the question's present words one evidence passage holds.
     pub matched_weight: f32,
+    /// The question is not in Chinese: its absent words are words the glossary knows
+    /// whose every translation the collection lacks, which is not a typo or an everyday
+    /// paraphrase, so one of them refuses; and its present words are the glossary's
+    /// guesses, which weigh nothing against it.
+    pub cross_lingual: bool,
 }
 
 impl Relevance {
-    /// Whether the question names something the reports never mention that weighs more
-    /// than everything its best evidence passage shares with it: "大模型在渔业中有哪些
+    /// Whether the question names something the reports never mention: for a question in
+    /// another language any such word ([`Relevance::cross_lingual`]); for one in Chinese,
+    /// words that weigh more than everything its best evidence passage shares with it: "大模型在渔业中有哪些
     /// 应用？" has only generic words (大模型, 应用) besides the absent 渔业, while a question
     /// with one unusual word ("场合") among several specific ones the evidence holds
     /// (豆包, 智能助手) is about what the reports say.
     pub fn unmentioned(&self) -> bool {
+        if self.cross_lingual {
+            return self.absent_weight > 0.0;
+        }
         self.absent_weight > ABSENT_WEIGHT_RATIO * self.matched_weight
     }
 }
@@ -364,6 +373,7 @@ pub fn relevance(
             }
         }
     } else {
+        relevance.cross_lingual = true;
         absent = engine.unused_english_words(&common_words(question));
         present = translated.to_vec();
     }
@@ -402,18 +412,6 @@ pub fn relevance(
                 .sum::<f32>()
         })
         .fold(0.0, f32::max);
-    if std::env::var_os("WENDA_DEBUG_RELEVANCE").is_some() {
-        eprintln!(
-            "RELEVANCE {question} | absent {:?} {} | matched {} | present {:?}",
-            relevance.missing,
-            relevance.absent_weight,
-            relevance.matched_weight,
-            weighed
-                .iter()
-                .map(|(w, x, _)| format!("{w}:{x:.1}"))
-                .collect::<Vec<_>>()
-        );
-    }
     for (word, _, parts) in &weighed {
         if !evidence.iter().any(|words| holds(words, word, parts)) {
             relevance.missing.push(MissingTerm {

@@ -186,7 +186,8 @@ impl Glossary {
 
     /// Whether the collection uses a headword of some definition of at most
     /// [`SHORT_DEFINITION_WORDS`] words that has `stem` (or a stem of the same word family,
-    /// one the prefix of the other, [`MIN_RELATED_STEM`] bytes or more) among its words: a
+    /// one the prefix of the other, [`MIN_RELATED_STEM`] bytes or more, differing by at most
+    /// [`MAX_SUFFIX_BYTES`]) among its words: a
     /// word's exact definition often lists other headwords than the one the reports use
     /// (消费 is defined as "to consume", not "consumption"), so a word counts as unused
     /// only when none of its short definitions is.
@@ -198,6 +199,7 @@ impl Glossary {
         let related = |w: &str| {
             w == stem
                 || (w.len().min(stem.len()) >= MIN_RELATED_STEM
+                    && w.len().abs_diff(stem.len()) <= MAX_SUFFIX_BYTES
                     && (w.starts_with(stem) || stem.starts_with(w)))
         };
         self.entries.iter().any(|(key, words)| {
@@ -277,6 +279,10 @@ pub const SHORT_DEFINITION_WORDS: usize = 2;
 
 /// Stems of one word family share a prefix this long at least ("consum", "consumpt").
 pub const MIN_RELATED_STEM: usize = 5;
+
+/// Stems of one word family differ by a suffix this long at most ("consum" + "pt"); a
+/// longer one is another word ("earth", "earthquak").
+pub const MAX_SUFFIX_BYTES: usize = 3;
 
 /// An English amount with a scale word: digits, then thousand, million, billion or trillion.
 static AMOUNT: LazyLock<regex::Regex> = LazyLock::new(|| {
