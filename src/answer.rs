@@ -13,7 +13,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::{Analyzer, in_chinese};
-use crate::corpus::{Citation, readable_sentences as sentences};
+use crate::corpus::{Citation, opens_with_furniture, readable_sentences as sentences};
 use crate::error::Result;
 use crate::generate::{LlmClient, renumber_citations};
 use crate::retrieve::{DenseStats, Engine, Hit, Mode, SearchRequest};
@@ -769,7 +769,19 @@ fn shorten(sentence: &str, terms: &[(String, f32)], analyzer: &Analyzer) -> Stri
             start = p + 1;
         }
     }
-    let end = (start + MAX_SENTENCE_CHARS).min(n);
+    let mut end = (start + MAX_SENTENCE_CHARS).min(n);
+    // A figure is kept whole with its unit ("1750亿", "48.5%", "2023年"): the window
+    // does not end inside it.
+    let in_figure = |c: char| c.is_ascii_digit() || matches!(c, '.' | '%' | '％');
+    let mut extra = 0;
+    while end < n
+        && extra < MAX_FIGURE_TAIL_CHARS
+        && in_figure(chars[end - 1].1)
+        && (in_figure(chars[end].1) || FIGURE_UNITS.contains(chars[end].1))
+    {
+        end += 1;
+        extra += 1;
+    }
     let mut window: String = chars[start..end].iter().map(|(_, c)| c).collect();
     if end < n {
         if let Some(i) = window
@@ -785,6 +797,13 @@ fn shorten(sentence: &str, terms: &[(String, f32)], analyzer: &Analyzer) -> Stri
     }
     window
 }
+
+/// Most characters a shortened sentence's window is extended by to keep a figure whole
+/// with its unit: the longest figure with unit in the dev answers ("1,500亿亿次") is ten.
+pub const MAX_FIGURE_TAIL_CHARS: usize = 10;
+
+/// Units and periods that belong to the figure before them.
+const FIGURE_UNITS: &str = "亿万千百元年月日个家倍次人台项%";
 
 /// Characters kept before the first matched word of a shortened sentence: enough for the
 /// name a figure belongs to ("深度求索DeepSeek-V3 6710亿参数" puts the name 14 characters
@@ -923,8 +942,24 @@ fn compose(
             });
         }
     }
-    // Read in a sensible order: by source, then as the text runs.
-    chosen.sort_by_key(|c| (c.hit_index, c.position));
+    // The sentence that answers best leads; the others follow in a sensible order: by
+    // source, then as the text runs.
+    if chosen.len() > 1 {
+        chosen[1..].sort_by_key(|c| (c.hit_index, c.position));
+    }
+    // A sentence that opens with a heading or a section title (readable sentences take
+    // most such openings off; table rows under a title keep theirs) may hold the figure
+    // asked for, so it stays, but never first when another can lead.
+    let opens_badly = |c: &Chosen| {
+        opens_with_furniture(
+            c.shown.trim_start_matches('…'),
+            &hits[c.hit_index].hit.citation.section,
+        )
+    };
+    if let Some(lead) = chosen.iter().position(|c| !opens_badly(c)) {
+        let first = chosen.remove(lead);
+        chosen.insert(0, first);
+    }
     let mut markers: Vec<usize> = Vec::new();
     let mut answer = String::new();
     for c in &chosen {
