@@ -13,7 +13,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::{Analyzer, in_chinese};
-use crate::corpus::{Citation, readable_sentences as sentences};
+use crate::corpus::{Citation, opens_with_furniture, readable_sentences as sentences};
 use crate::error::Result;
 use crate::generate::{LlmClient, renumber_citations};
 use crate::retrieve::{DenseStats, Engine, Hit, Mode, SearchRequest};
@@ -78,6 +78,10 @@ pub const CROSS_THRESHOLD: f32 = 0.796;
 /// the `confidence` reported with an answer (0.5 at the threshold; 0.01 above it ≈ 0.73):
 /// the scores of answerable and unanswerable questions lie a few hundredths apart.
 pub const CONFIDENCE_SCALE: f32 = 0.01;
+
+/// The confidence reported, at most, when the question names what no passage contains
+/// ([`Relevance::unmentioned`]): below 0.5, so the question is refused.
+pub const MISSING_TERM_CONFIDENCE: f32 = 0.1;
 
 /// Factor on the score of a sentence that holds a number when the question asks for
 /// one ([`asks_for_a_number`]): such questions are answered by a figure, and the
@@ -267,6 +271,10 @@ pub struct Answer {
     /// stands out from the rest, and how many of the question's words it contains.
     #[schema(minimum = 0, maximum = 1)]
     pub confidence: f32,
+    /// What the reports lack of the question: its naming words (for an English question,
+    /// its words the glossary translates) that no passage of the collection contains,
+    /// which refuse the question, and those the passages used as evidence lack.
+    pub missing_terms: Vec<MissingTerm>,
     /// When refused: the closest passages (at most 3), for the person to look at
     /// (may be related); empty when answered.
     #[schema(max_items = 3)]
@@ -277,6 +285,198 @@ pub struct Answer {
     #[schema(minimum = 0)]
     pub took_ms: f64,
 }
+
+/// A word of the question the reports lack.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct MissingTerm {
+    /// The word as analysed (lowercase, simplified characters; for an English question
+    /// its English stem).
+    pub term: String,
+    /// Where it is missing.
+    pub missing_from: MissingFrom,
+}
+
+/// Where a question's word is missing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MissingFrom {
+    /// No passage of the collection contains it: the reports do not mention it, and the
+    /// question is refused.
+    Collection,
+    /// The passages retrieved as evidence lack it (some other passage has it).
+    Evidence,
+}
+
+/// What decides whether the reports speak of a question: the words it names that no
+/// passage contains, weighed against those the best evidence passage holds.
+#[derive(Debug, Clone, Default)]
+pub struct Relevance {
+    /// The words the reports lack ([`MissingTerm`]).
+    pub missing: Vec<MissingTerm>,
+    /// Sum of the weights of the words no passage contains, each weighing what a word of
+    /// document frequency 0 weighs (the most specific a word can be).
+    pub absent_weight: f32,
+    /// The most weight of the question's present words one evidence passage holds.
+    pub matched_weight: f32,
+    /// The question is not in Chinese: its absent words are words the glossary knows
+    /// whose every translation the collection lacks, which is not a typo or an everyday
+    /// paraphrase, so one of them refuses; and its present words are the glossary's
+    /// guesses, which weigh nothing against it.
+    pub cross_lingual: bool,
+}
+
+impl Relevance {
+    /// Whether the question names something the reports never mention: for a question in
+    /// another language any such word ([`Relevance::cross_lingual`]); for one in Chinese,
+    /// words that weigh more than everything its best evidence passage shares with it: "大模型在渔业中有哪些
+    /// 应用？" has only generic words (大模型, 应用) besides the absent 渔业, while a question
+    /// with one unusual word ("场合") among several specific ones the evidence holds
+    /// (豆包, 智能助手) is about what the reports say.
+    pub fn unmentioned(&self) -> bool {
+        if self.cross_lingual {
+            return self.absent_weight > 0.0;
+        }
+        self.absent_weight > ABSENT_WEIGHT_RATIO * self.matched_weight
+    }
+}
+
+/// How much more the question's words no passage contains must weigh than its words the
+/// best evidence passage holds for the question to be refused ([`Relevance::unmentioned`]).
+/// 1.0: the reports are taken to lack the subject when what they lack outweighs what they
+/// hold; chosen by that rule, not fitted (no other value was tried).
+pub const ABSENT_WEIGHT_RATIO: f32 = 1.0;
+
+/// The words of `question` the reports lack and the weights that decide
+/// ([`Relevance`]). For a question in Chinese the words are its naming words
+/// ([`Analyzer::naming_words`]); for one in another language its common (not
+/// capitalized) words whose translations the collection never uses
+/// ([`Engine::unused_english_words`]) and the Chinese words it was translated into
+/// (`translated`). `evidence` holds the words of each passage retrieved.
+pub fn relevance(
+    engine: &Engine,
+    question: &str,
+    translated: &[String],
+    evidence: &[HashSet<String>],
+) -> Relevance {
+    let analyzer = engine.analyzer();
+    let n = engine.passages().len().max(1) as f32;
+    let idf = |df: f32| ((n - df + 0.5) / (df + 0.5) + 1.0).ln().max(0.05);
+    let mut relevance = Relevance::default();
+    let mut present = Vec::new();
+    let mut absent = Vec::new();
+    if in_chinese(question) {
+        for word in analyzer.naming_words(question) {
+            if in_collection(engine, &word) {
+                present.push(word);
+            } else {
+                absent.push(word);
+            }
+        }
+    } else {
+        relevance.cross_lingual = true;
+        absent = engine.unused_english_words(&common_words(question));
+        present = translated.to_vec();
+    }
+    relevance.absent_weight = absent.len() as f32 * idf(0.0);
+    relevance.missing = absent
+        .into_iter()
+        .map(|term| MissingTerm {
+            term,
+            missing_from: MissingFrom::Collection,
+        })
+        .collect();
+    // Each present word with its weight and the terms it is analysed into.
+    let weighed: Vec<(String, f32, Vec<String>)> = present
+        .into_iter()
+        .map(|word| {
+            let parts = analyzer.query_terms(&word);
+            let df = parts
+                .iter()
+                .chain(std::iter::once(&word))
+                .map(|t| engine.document_frequency(t))
+                .max()
+                .unwrap_or(0);
+            (word, idf(df as f32), parts)
+        })
+        .collect();
+    let holds = |words: &HashSet<String>, word: &str, parts: &[String]| {
+        words.contains(word) || (!parts.is_empty() && parts.iter().all(|p| words.contains(p)))
+    };
+    relevance.matched_weight = evidence
+        .iter()
+        .map(|words| {
+            weighed
+                .iter()
+                .filter(|(w, _, parts)| holds(words, w, parts))
+                .map(|(_, weight, _)| weight)
+                .sum::<f32>()
+        })
+        .fold(0.0, f32::max);
+    for (word, _, parts) in &weighed {
+        if !evidence.iter().any(|words| holds(words, word, parts)) {
+            relevance.missing.push(MissingTerm {
+                term: word.clone(),
+                missing_from: MissingFrom::Evidence,
+            });
+        }
+    }
+    relevance
+}
+
+/// An English question with its capitalized words after the first left out (commas in
+/// their place, so phrases do not join across them): those are names ("Frost &
+/// Sullivan", "Belle"), and what the glossary gives for them as common words says nothing
+/// about whether the reports name them.
+fn common_words(question: &str) -> String {
+    question
+        .split(' ')
+        .enumerate()
+        .map(|(i, word)| {
+            if i > 0 && word.starts_with(|c: char| c.is_uppercase()) {
+                ","
+            } else {
+                word
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Whether some passage of the collection contains `word`: as an indexed term, as all
+/// the terms it is analysed into, or as text.
+fn in_collection(engine: &Engine, word: &str) -> bool {
+    if engine.document_frequency(word) > 0 {
+        return true;
+    }
+    let parts: Vec<String> = engine
+        .analyzer()
+        .query_terms(word)
+        .into_iter()
+        .filter(|p| p != word)
+        .collect();
+    if !parts.is_empty() && parts.iter().all(|p| engine.document_frequency(p) > 0) {
+        return true;
+    }
+    engine.passages().iter().any(|p| p.text.contains(word))
+}
+
+/// The refusal's text: which words the reports do not mention, when that decided, then
+/// [`NOT_FOUND_ANSWER`].
+pub fn refusal_text(missing: &[MissingTerm], unmentioned: bool) -> String {
+    let absent: Vec<&str> = missing
+        .iter()
+        .filter(|m| m.missing_from == MissingFrom::Collection)
+        .map(|m| m.term.as_str())
+        .collect();
+    if absent.is_empty() || !unmentioned {
+        NOT_FOUND_ANSWER.to_string()
+    } else {
+        format!("{NOT_MENTIONED}{}。{NOT_FOUND_ANSWER}", absent.join("、"))
+    }
+}
+
+/// How a refusal names the question's words the reports never mention.
+pub const NOT_MENTIONED: &str = "报告中未提到：";
 
 /// The reply when the reports do not answer the question.
 pub const NOT_FOUND_ANSWER: &str =
@@ -334,13 +534,24 @@ pub fn ask_with(engine: &Engine, request: &AskRequest, llm: Option<&LlmClient>) 
         .iter()
         .map(|words| coverage_of(words, own_terms))
         .fold(0.0, f32::max);
-    let confidence = confidence(dense_stats, best_coverage, in_chinese(&request.question));
+    let mut confidence = confidence(dense_stats, best_coverage, in_chinese(&request.question));
+    let translated = &ranking_terms_translated(&terms, own_terms.len());
+    let relevance = relevance(engine, &request.question, translated, &passage_words);
+    // The question names what no passage contains, and it outweighs what the evidence
+    // shares with it: the reports do not speak of it, however close in meaning the
+    // passages about the rest of the question are.
+    let unmentioned = relevance.unmentioned();
+    if unmentioned {
+        confidence = confidence.min(MISSING_TERM_CONFIDENCE);
+    }
+    let missing = relevance.missing;
     // A NaN confidence (a damaged query vector) refuses too.
     if confidence.is_nan() || confidence < 0.5 || response.results.is_empty() {
         return Ok(Answer {
             question: request.question.clone(),
             found: false,
-            answer: NOT_FOUND_ANSWER.to_string(),
+            answer: refusal_text(&missing, unmentioned),
+            missing_terms: missing,
             generated_by: GeneratedBy::Extractive,
             sources: Vec::new(),
             confidence,
@@ -393,10 +604,16 @@ pub fn ask_with(engine: &Engine, request: &AskRequest, llm: Option<&LlmClient>) 
         generated_by,
         sources,
         confidence,
+        missing_terms: missing,
         suggestions: Vec::new(),
         mode,
         took_ms: started.elapsed().as_secs_f64() * 1000.0,
     })
+}
+
+/// The Chinese words an English question was translated into (the terms after its own).
+fn ranking_terms_translated(terms: &[(String, f32)], own: usize) -> Vec<String> {
+    terms.iter().skip(own).map(|(t, _)| t.clone()).collect()
 }
 
 /// The model's answer with its cited sources, or `None` (logged) when it failed or
@@ -552,7 +769,19 @@ fn shorten(sentence: &str, terms: &[(String, f32)], analyzer: &Analyzer) -> Stri
             start = p + 1;
         }
     }
-    let end = (start + MAX_SENTENCE_CHARS).min(n);
+    let mut end = (start + MAX_SENTENCE_CHARS).min(n);
+    // A figure is kept whole with its unit ("1750亿", "48.5%", "2023年"): the window
+    // does not end inside it.
+    let in_figure = |c: char| c.is_ascii_digit() || matches!(c, '.' | '%' | '％');
+    let mut extra = 0;
+    while end < n
+        && extra < MAX_FIGURE_TAIL_CHARS
+        && in_figure(chars[end - 1].1)
+        && (in_figure(chars[end].1) || FIGURE_UNITS.contains(chars[end].1))
+    {
+        end += 1;
+        extra += 1;
+    }
     let mut window: String = chars[start..end].iter().map(|(_, c)| c).collect();
     if end < n {
         if let Some(i) = window
@@ -568,6 +797,13 @@ fn shorten(sentence: &str, terms: &[(String, f32)], analyzer: &Analyzer) -> Stri
     }
     window
 }
+
+/// Most characters a shortened sentence's window is extended by to keep a figure whole
+/// with its unit: the longest figure with unit in the dev answers ("1,500亿亿次") is ten.
+pub const MAX_FIGURE_TAIL_CHARS: usize = 10;
+
+/// Units and periods that belong to the figure before them.
+const FIGURE_UNITS: &str = "亿万千百元年月日个家倍次人台项%";
 
 /// Characters kept before the first matched word of a shortened sentence: enough for the
 /// name a figure belongs to ("深度求索DeepSeek-V3 6710亿参数" puts the name 14 characters
@@ -706,8 +942,24 @@ fn compose(
             });
         }
     }
-    // Read in a sensible order: by source, then as the text runs.
-    chosen.sort_by_key(|c| (c.hit_index, c.position));
+    // The sentence that answers best leads; the others follow in a sensible order: by
+    // source, then as the text runs.
+    if chosen.len() > 1 {
+        chosen[1..].sort_by_key(|c| (c.hit_index, c.position));
+    }
+    // A sentence that opens with a heading or a section title (readable sentences take
+    // most such openings off; table rows under a title keep theirs) may hold the figure
+    // asked for, so it stays, but never first when another can lead.
+    let opens_badly = |c: &Chosen| {
+        opens_with_furniture(
+            c.shown.trim_start_matches('…'),
+            &hits[c.hit_index].hit.citation.section,
+        )
+    };
+    if let Some(lead) = chosen.iter().position(|c| !opens_badly(c)) {
+        let first = chosen.remove(lead);
+        chosen.insert(0, first);
+    }
     let mut markers: Vec<usize> = Vec::new();
     let mut answer = String::new();
     for c in &chosen {

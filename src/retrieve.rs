@@ -682,6 +682,17 @@ impl Engine {
         })
     }
 
+    /// The English words of `query` whose translations the collection never uses
+    /// ([`Glossary::unused_words`]): subjects the reports do not mention.
+    pub fn unused_english_words(&self, query: &str) -> Vec<String> {
+        let analyzer = self.analyzer();
+        Glossary::bundled().unused_words(query, |word| {
+            let terms = analyzer.query_terms(word);
+            let rarest = terms.iter().map(|t| self.document_frequency(t)).min()?;
+            (rarest > 0).then_some(rarest)
+        })
+    }
+
     /// The fusion in use.
     pub fn fusion(&self) -> Fusion {
         self.fusion

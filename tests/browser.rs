@@ -494,6 +494,31 @@ async fn scenario(client: &Client, base: &str, report_text: &str) -> Outcome {
         "suggestions are not labelled as possibly related: {state}"
     );
 
+    // A question whose subject no report mentions: the refusal names it in words.
+    client
+        .goto(&format!(
+            "{base}/?q={}",
+            percent_encode("大模型在渔业中有哪些应用？")
+        ))
+        .await
+        .map_err(err("open the page with a question about fisheries"))?;
+    let named = r#"
+        const box = document.querySelector('#answer');
+        const missing = document.querySelector('#missing');
+        return {
+            refused: !!box && box.classList.contains('not-found'),
+            missing: missing && !missing.hidden ? missing.textContent : null,
+        };
+    "#;
+    let state = wait_for(client, "the refusal naming 渔业", named, |s| {
+        Ok(s["refused"] == true && s["missing"].is_string())
+    })
+    .await?;
+    ensure!(
+        state["missing"] == "报告中未提到：渔业",
+        "the refusal does not say which word the reports lack: {state}"
+    );
+
     Ok(())
 }
 

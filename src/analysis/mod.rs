@@ -325,6 +325,30 @@ impl Analyzer {
         tokens
     }
 
+    /// The words of `text` that name things, for deciding what a question is about:
+    /// jieba's nouns (tags `n…`), verbal nouns (`vn`), time words (`t`: 婚庆),
+    /// abbreviations (`j`) and words it does not know (`x`, `eng`); not verbs (`v`): on
+    /// dev, questions in everyday words ("帮上什么忙", "当作") were refused for them,
+    /// although 外卖, 快递 and 殡葬 are tagged verbs too, two characters or more, stop words left out, in
+    /// first-seen order (folded like [`Analyzer::analyze`]).
+    pub fn naming_words(&self, text: &str) -> Vec<String> {
+        let folded = fold_traditional(text.chars().map(fold_width).collect());
+        let mut out: Vec<String> = Vec::new();
+        for t in self.jieba.tag(&folded, true) {
+            let naming = t.tag.starts_with('n') || matches!(t.tag, "vn" | "t" | "j" | "x" | "eng");
+            let word = t.word.trim().to_lowercase();
+            if naming
+                && word.chars().count() >= 2
+                && word.chars().all(|c| c.is_alphanumeric())
+                && !is_stop_word(&word)
+                && !out.contains(&word)
+            {
+                out.push(word);
+            }
+        }
+        out
+    }
+
     /// The distinct terms of a query, in first-seen order.
     pub fn query_terms(&self, query: &str) -> Vec<String> {
         let mut seen = Vec::new();

@@ -169,7 +169,54 @@ impl Glossary {
         question: &str,
         frequency: impl Fn(&str) -> Option<u64>,
     ) -> Vec<Concept> {
+        self.look_up(question, frequency).0
+    }
+
+    /// The English words of `question` the glossary knows but the collection uses none of
+    /// the translations of ("fishing" → 渔业, 捕鱼…, none in the reports): words whose
+    /// subject the reports never mention. Words the glossary does not know (most proper
+    /// names) are not among them: that the reports lack them says nothing.
+    pub fn unused_words(
+        &self,
+        question: &str,
+        frequency: impl Fn(&str) -> Option<u64>,
+    ) -> Vec<String> {
+        self.look_up(question, frequency).1
+    }
+
+    /// Whether the collection uses a headword of some definition of at most
+    /// [`SHORT_DEFINITION_WORDS`] words that has `stem` (or a stem of the same word family,
+    /// one the prefix of the other, [`MIN_RELATED_STEM`] bytes or more, differing by at most
+    /// [`MAX_SUFFIX_BYTES`]) among its words: a
+    /// word's exact definition often lists other headwords than the one the reports use
+    /// (消费 is defined as "to consume", not "consumption"), so a word counts as unused
+    /// only when none of its short definitions is.
+    fn used_in_short_definitions(
+        &self,
+        stem: &str,
+        frequency: &impl Fn(&str) -> Option<u64>,
+    ) -> bool {
+        let related = |w: &str| {
+            w == stem
+                || (w.len().min(stem.len()) >= MIN_RELATED_STEM
+                    && w.len().abs_diff(stem.len()) <= MAX_SUFFIX_BYTES
+                    && (w.starts_with(stem) || stem.starts_with(w)))
+        };
+        self.entries.iter().any(|(key, words)| {
+            key.split(' ').count() <= SHORT_DEFINITION_WORDS
+                && key.split(' ').any(related)
+                && words.iter().any(|w| frequency(w).is_some())
+        })
+    }
+
+    /// [`Glossary::translate`] and [`Glossary::unused_words`] in one pass.
+    fn look_up(
+        &self,
+        question: &str,
+        frequency: impl Fn(&str) -> Option<u64>,
+    ) -> (Vec<Concept>, Vec<String>) {
         let mut analyzer = english_analyzer();
+        let mut unused = Vec::new();
         let mut concepts: Vec<Concept> = chinese_amounts(question)
             .into_iter()
             .filter(|(_, amount)| frequency(amount).is_some())
@@ -185,6 +232,7 @@ impl Glossary {
             let mut i = 0;
             while i < stems.len() {
                 let mut taken = 1;
+                let mut found = false;
                 for n in (1..=MAX_PHRASE_WORDS.min(stems.len() - i)).rev() {
                     let key = stems[i..i + n].join(" ");
                     let mut used: Vec<(&str, u64)> = self
@@ -206,14 +254,35 @@ impl Glossary {
                             .collect(),
                     });
                     taken = n;
+                    found = true;
                     break;
+                }
+                let stem = &stems[i];
+                if !found
+                    && !stem.chars().any(|c| c.is_ascii_digit())
+                    && !self.lookup(stem).is_empty()
+                    && !self.used_in_short_definitions(stem, &frequency)
+                    && !unused.contains(stem)
+                {
+                    unused.push(stem.clone());
                 }
                 i += taken;
             }
         }
-        concepts
+        (concepts, unused)
     }
 }
+
+/// Definitions of at most this many words count for [`Glossary::unused_words`]: longer
+/// ones mention a word in passing ("used in the fishing industry").
+pub const SHORT_DEFINITION_WORDS: usize = 2;
+
+/// Stems of one word family share a prefix this long at least ("consum", "consumpt").
+pub const MIN_RELATED_STEM: usize = 5;
+
+/// Stems of one word family differ by a suffix this long at most ("consum" + "pt"); a
+/// longer one is another word ("earth", "earthquak").
+pub const MAX_SUFFIX_BYTES: usize = 3;
 
 /// An English amount with a scale word: digits, then thousand, million, billion or trillion.
 static AMOUNT: LazyLock<regex::Regex> = LazyLock::new(|| {

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use wenda::eval::{self, answers, run};
+use wenda::eval::{self, answers, extraction, run};
 use wenda::progress::Progress;
 use wenda::retrieve::{Fusion, Mode, RebuildPolicy};
 
@@ -56,12 +56,26 @@ pub struct EvalArgs {
     trec_qrels: Option<PathBuf>,
     /// Measure answers instead of retrieval: each question of --set through the same code
     /// as POST /api/ask, scored against its gold answer and evidence.
-    #[arg(long, requires = "set", conflicts_with_all = ["beir", "trec_run", "trec_qrels"])]
+    /// With --beir: each question over that folder's corpus, scored against its gold
+    /// answers (answers.jsonl: found, contains a gold answer, first sentence, character F1).
+    #[arg(long, conflicts_with_all = ["trec_run", "trec_qrels"])]
     answers: bool,
     /// With --answers: questions the reports cannot answer (one {"question": …} a line),
     /// to measure how often they are refused.
     #[arg(long, value_name = "FILE", requires = "answers")]
     negatives: Option<PathBuf>,
+    /// With --answers: the questions of a BEIR folder (queries.jsonl) asked of the reports
+    /// as further negatives (out-of-domain: they should all be refused).
+    #[arg(long, value_name = "DIR", requires = "answers")]
+    negatives_from: Option<PathBuf>,
+    /// With --answers: ask at most this many questions of --beir and of --negatives-from,
+    /// evenly spaced over the set.
+    #[arg(long, value_name = "N")]
+    limit: Option<usize>,
+    /// With --beir: keep its index in this folder instead of a temporary one, so a later
+    /// run takes the vectors from its cache.
+    #[arg(long, value_name = "DIR", requires = "beir")]
+    beir_index: Option<PathBuf>,
 }
 
 /// Runs the evaluation `args` asks for and prints its report.
@@ -125,14 +139,59 @@ pub fn run(paths: &Paths, args: EvalArgs, bars: &dyn Progress) -> Result<()> {
     Ok(())
 }
 
+/// `--answers --beir DIR`: the folder indexed, each question asked of it and scored
+/// against its gold answers.
+fn run_extraction(paths: &Paths, args: &EvalArgs, dir: &Path, bars: &dyn Progress) -> Result<()> {
+    let set = eval::BeirSet::load(dir)?;
+    let golds = extraction::load_gold_answers(dir)?;
+    let questions: Vec<extraction::GoldQuestion> = set
+        .queries
+        .iter()
+        .filter_map(|q| {
+            Some(extraction::GoldQuestion {
+                id: q.id.clone(),
+                text: q.text.clone(),
+                answers: golds.get(&q.id)?.clone(),
+            })
+        })
+        .collect();
+    let questions = extraction::evenly_spaced(&questions, args.limit);
+    let encoder = paths.load_encoder(bars)?;
+    let scratch = tempfile::tempdir().context("creating a temporary index folder")?;
+    let index_dir = args.beir_index.as_deref().unwrap_or(scratch.path());
+    let passages = run::beir_passages(&set);
+    let engine = wenda::retrieve::Engine::build_from_passages(
+        index_dir,
+        &passages,
+        encoder,
+        Fusion::default(),
+        bars,
+    )?;
+    let report = extraction::evaluate_extraction(&engine, &set.name, &questions, bars)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.to_table());
+    }
+    Ok(())
+}
+
 /// `--answers`: each question through the code of `POST /api/ask`, scored.
 fn run_answers(paths: &Paths, args: &EvalArgs, bars: &dyn Progress) -> Result<()> {
-    let set_path = args.set.as_ref().context("give --set FILE")?;
+    if let Some(dir) = &args.beir {
+        return run_extraction(paths, args, dir, bars);
+    }
+    let set_path = args.set.as_ref().context("give --set FILE or --beir DIR")?;
     let questions = eval::load_questions(set_path)?;
-    let negatives = match &args.negatives {
+    let mut negatives = match &args.negatives {
         Some(path) => answers::load_negatives(path)?,
         None => Vec::new(),
     };
+    if let Some(dir) = &args.negatives_from {
+        let set = eval::BeirSet::load(dir)?;
+        let asked: Vec<String> = set.queries.iter().map(|q| q.text.clone()).collect();
+        negatives.extend(extraction::evenly_spaced(&asked, args.limit));
+    }
     let (_, engine) = paths.engine(RebuildPolicy::IfNeeded, true, bars)?;
     let report =
         answers::evaluate_answers(&engine, &file_name(set_path), &questions, &negatives, bars)?;

@@ -17,16 +17,13 @@ pub fn readable_sentences(text: &str) -> Vec<String> {
     split_sentences(text)
         .into_iter()
         .map(clean_for_reading)
-        .map(|s| {
-            s.trim_start_matches(['•', '◆', '●', '-', '*', '·', '▪', '➢', ' '])
-                .trim()
-                .to_string()
-        })
+        .map(|s| without_leading_headings(s.trim_start_matches(BULLETS).trim()).to_string())
         .filter(|s| {
             s.chars().count() >= MIN_SENTENCE_CHARS
                 && is_prose(s)
                 && !is_heading(s)
                 && !is_furniture(s)
+                && !is_table_of_contents(s)
         })
         .collect()
 }
@@ -53,8 +50,99 @@ pub fn is_furniture(sentence: &str) -> bool {
     FURNITURE_MARKERS.iter().any(|m| sentence.contains(m))
 }
 
+/// Whether a sentence shown in an answer opens with something that is not an answer: a
+/// publisher or advertising line ([`is_furniture`]), a heading ([`is_heading`]), the
+/// title of the section it stands in (`section`, as the chunker recorded it), or a
+/// heading that line wrapping joined to the sentence after it ([`leading_heading`]).
+pub fn opens_with_furniture(sentence: &str, section: &str) -> bool {
+    let sentence = sentence.trim();
+    let section = section.trim();
+    is_furniture(sentence)
+        || is_table_of_contents(sentence)
+        || is_heading(sentence)
+        || (section.chars().count() >= 2
+            && sentence
+                .strip_prefix(section)
+                .is_some_and(|rest| rest.starts_with(BULLETS)))
+        || leading_heading(sentence).is_some()
+}
+
+/// Marks that open a list item or separate the labels of a diagram.
+const BULLETS: &[char] = &[
+    '•', '◆', '●', '-', '*', '·', '▪', '➢', '★', '■', '◼', '▌', ' ',
+];
+
+/// Marks that do not occur in a heading: a piece holding one is a clause of a sentence.
+const CLAUSE_MARKS: &[char] = &[
+    '，', '。', '；', '：', ',', ';', ':', '！', '？', '、', '（', '(',
+];
+
+/// The length in bytes of a heading that opens `sentence` and was joined to it when the
+/// passage's lines were joined ("金融行业痛点及解决方案 金融行业普遍存在…", "智能助手 -大语言
+/// 模型…", "发展阶段•富士通推出…"): a piece shorter than [`MAX_HEADING_CHARS`] with Han
+/// characters and no clause mark, then a space or bullet, then at least
+/// [`MIN_SENTENCE_CHARS`] more. Chinese prose has no spaces between its words, so a
+/// space after a short Chinese piece is where a heading line ended. `None` when the
+/// sentence opens on prose.
+pub fn leading_heading(sentence: &str) -> Option<usize> {
+    let (at, separator) = sentence
+        .char_indices()
+        .find(|(_, c)| BULLETS.contains(c) && *c != '-' && *c != '*')?;
+    let head = &sentence[..at];
+    let chars = head.chars().count();
+    let rest = sentence[at + separator.len_utf8()..].trim_start_matches(BULLETS);
+    let heading_like = (2..MAX_HEADING_CHARS).contains(&chars)
+        && head.chars().any(is_han)
+        && !head.contains(CLAUSE_MARKS)
+        && rest.chars().count() >= MIN_SENTENCE_CHARS;
+    heading_like.then(|| sentence.len() - rest.len())
+}
+
+/// `sentence` without the headings that open it ([`leading_heading`]; a section title
+/// and a subsection title can both be there) and the bullets after them.
+pub fn without_leading_headings(sentence: &str) -> &str {
+    let mut rest = sentence;
+    for _ in 0..MAX_LEADING_HEADINGS {
+        match leading_heading(rest) {
+            Some(at) => rest = rest[at..].trim_start_matches(BULLETS),
+            None => break,
+        }
+    }
+    rest
+}
+
+/// Headings stripped from the opening of one sentence at most: a chapter, a section and
+/// a diagram label were the most seen stacked in the reports.
+pub const MAX_LEADING_HEADINGS: usize = 3;
+
+/// Whether a table of contents line: "目录", or a run of leader dots before a page number.
+pub fn is_table_of_contents(sentence: &str) -> bool {
+    sentence.contains("目录")
+        || sentence.contains("……………")
+        || sentence.contains("......")
+        || sentence.contains("·····")
+}
+
 /// Words that mark a publisher's advertisement or contact line ([`is_furniture`]).
-pub const FURNITURE_MARKERS: &[&str] = &["扫码", "二维码", "公众号", "微信号", "免费下载"];
+pub const FURNITURE_MARKERS: &[&str] = &[
+    "扫码",
+    "扫描",
+    "二维码",
+    "公众号",
+    "微信号",
+    "订阅号",
+    "视频号",
+    "小程序码",
+    "长按识别",
+    "免费下载",
+    "欢迎关注",
+    "关注我们",
+    "版权所有",
+    "免责声明",
+    "联系我们",
+    "www.",
+    "http",
+];
 
 /// Whether a cleaned sentence reads as prose rather than a table row, a run of headings
 /// or page furniture: at least [`MIN_PROSE_HAN_SHARE`] of its characters are Han, and it
@@ -78,7 +166,7 @@ pub const MIN_CHARS_PER_PIECE: usize = 8;
 
 /// Version of the rules above, part of the index settings: sentence vectors are stored
 /// in this order, so changing a rule must rebuild the index.
-pub const SENTENCE_RULES_VERSION: &str = "readable-sentences-v2";
+pub const SENTENCE_RULES_VERSION: &str = "readable-sentences-v3";
 
 #[cfg(test)]
 mod tests {
@@ -139,5 +227,38 @@ mod tests {
             "中国AI大模型代表厂商及最新大模型\n欢迎扫码关注我们的公众号获取更多报告。百丽时尚拥有超过9000家直营门店。",
         );
         assert_eq!(s, vec!["百丽时尚拥有超过9000家直营门店。"]);
+    }
+
+    #[test]
+    fn headings_joined_to_a_sentence_are_taken_off_its_opening() {
+        let s = readable_sentences(
+            "金融行业痛点及解决方案 金融行业普遍存在以下痛点：营销获客难。\
+             智能助手 -大语言模型提升了智能助手的理解能力。发展阶段•富士通推出第一台语音识别PC。",
+        );
+        assert_eq!(
+            s,
+            vec![
+                "金融行业普遍存在以下痛点：营销获客难。",
+                "大语言模型提升了智能助手的理解能力。",
+                "富士通推出第一台语音识别PC。"
+            ]
+        );
+        // Prose and Latin names keep their spaces.
+        assert_eq!(leading_heading("银行利用大模型，加强风险 控制能力。"), None);
+        assert_eq!(leading_heading("DeepSeek V3 参数规模达到6710亿。"), None);
+        assert!(opens_with_furniture(
+            "需求方议价能力更强 当前需求方企业议价能力更强。",
+            ""
+        ));
+        assert!(opens_with_furniture(
+            "智能营销 2019年以来市场规模持续扩大。",
+            "智能营销"
+        ));
+        assert!(!opens_with_furniture(
+            "智能营销的主要目的是提高营销效率。",
+            "智能营销"
+        ));
+        assert!(opens_with_furniture("欢迎关注我们获取更多行业报告。", ""));
+        assert!(is_table_of_contents("第一章 行业概述……………………3"));
     }
 }

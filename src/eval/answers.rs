@@ -34,6 +34,11 @@ pub struct AnswerScore {
     pub cited_evidence: bool,
     /// Length of the answer text in characters.
     pub length: usize,
+    /// The answer begins with a heading, section name, publisher or advertising line
+    /// ([`begins_with_furniture`]).
+    pub begins_with_furniture: bool,
+    /// The reply's text.
+    pub answer: String,
 }
 
 /// Mean scores of a group of answers.
@@ -51,6 +56,9 @@ pub struct AnswerMetrics {
     pub cited_evidence: f64,
     /// Median answer length in characters.
     pub median_length: f64,
+    /// Answers that begin with a heading, section name, publisher or advertising line
+    /// (should be 0).
+    pub begins_with_furniture: usize,
 }
 
 impl AnswerMetrics {
@@ -71,11 +79,12 @@ impl AnswerMetrics {
                 .then(|| numeric.iter().filter(|b| **b).count() as f64 / numeric.len() as f64),
             cited_evidence: share(&|s| s.cited_evidence),
             median_length: median(&lengths),
+            begins_with_furniture: scores.iter().filter(|s| s.begins_with_furniture).count(),
         }
     }
 }
 
-fn median(sorted: &[usize]) -> f64 {
+pub(crate) fn median(sorted: &[usize]) -> f64 {
     match sorted.len() {
         0 => 0.0,
         n if n % 2 == 1 => sorted[n / 2] as f64,
@@ -111,6 +120,8 @@ pub struct AnswerReport {
     pub negatives: usize,
     /// Share of negatives refused (`found: false`).
     pub refusal_rate: Option<f64>,
+    /// Refusal rate of the negatives in Chinese, and of the others (English), when any.
+    pub refusal_by_language: BTreeMap<String, (usize, f64)>,
     /// Every answerable question's scores.
     pub scores: Vec<AnswerScore>,
     /// Answers that refused, missed gold bigrams or numbers, or cited no evidence; and
@@ -127,7 +138,7 @@ pub fn normalize(text: &str) -> String {
 }
 
 /// The answer text without citation markers like `[1]`.
-fn without_markers(text: &str) -> String {
+pub(crate) fn without_markers(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(open) = rest.find('[') {
@@ -188,6 +199,28 @@ fn numbers(text: &str) -> Vec<String> {
     out
 }
 
+/// Whether a reply's answer begins with a heading, section name, publisher or advertising
+/// line rather than a sentence that says something ([`crate::corpus::opens_with_furniture`]
+/// on its first sentence, given the cited passage's section title). Refusals never do.
+pub fn begins_with_furniture(reply: &Answer) -> bool {
+    if !reply.found {
+        return false;
+    }
+    let Some(first) = super::extraction::answer_sentences(&reply.answer)
+        .into_iter()
+        .next()
+    else {
+        return false;
+    };
+    let first = first.trim_start_matches('…');
+    let section = reply
+        .sources
+        .first()
+        .map(|s| s.citation.section.as_str())
+        .unwrap_or("");
+    crate::corpus::opens_with_furniture(first, section)
+}
+
 /// Scores one reply to an answerable question.
 pub fn score_answer(question: &Question, reply: &Answer) -> AnswerScore {
     let text = if reply.found {
@@ -218,6 +251,8 @@ pub fn score_answer(question: &Question, reply: &Answer) -> AnswerScore {
             .then(|| gold_numbers.iter().all(|n| answer_numbers.contains(n))),
         cited_evidence,
         length: text.chars().count(),
+        begins_with_furniture: begins_with_furniture(reply),
+        answer: reply.answer.clone(),
     }
 }
 
@@ -321,9 +356,29 @@ pub fn evaluate_answers(
             negative_replies.iter().filter(|r| !r.found).count() as f64
                 / negative_replies.len() as f64
         }),
+        refusal_by_language: refusal_by_language(negatives, &negative_replies),
         scores,
         misses,
     })
+}
+
+/// Refusal rates of the negatives in Chinese (`zh`) and in other languages (`en`).
+fn refusal_by_language(negatives: &[String], replies: &[Answer]) -> BTreeMap<String, (usize, f64)> {
+    let mut groups: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for (q, r) in negatives.iter().zip(replies) {
+        let language = if crate::analysis::in_chinese(q) {
+            "zh"
+        } else {
+            "en"
+        };
+        let entry = groups.entry(language.to_string()).or_default();
+        entry.0 += 1;
+        entry.1 += usize::from(!r.found);
+    }
+    groups
+        .into_iter()
+        .map(|(k, (n, refused))| (k, (n, refused as f64 / n as f64)))
+        .collect()
 }
 
 /// Reads a negatives file: one `{"question": …}` a line.
@@ -370,7 +425,15 @@ impl AnswerReport {
                 "negatives   {:>3}  refused {:.3}",
                 self.negatives, rate
             );
+            for (language, (n, rate)) in &self.refusal_by_language {
+                let _ = writeln!(out, "  {language:<9} {n:>3}  refused {rate:.3}");
+            }
         }
+        let _ = writeln!(
+            out,
+            "answers beginning with a heading or publisher line: {}",
+            self.overall.begins_with_furniture
+        );
         out
     }
 
@@ -419,6 +482,8 @@ mod tests {
             numbers_present: numbers,
             cited_evidence: found,
             length,
+            begins_with_furniture: false,
+            answer: String::new(),
         };
         let scores = [
             s(true, 1.0, Some(true), 10),

@@ -9,6 +9,7 @@
 pub mod answers;
 pub mod beir;
 pub mod dataset;
+pub mod extraction;
 pub mod metrics;
 pub mod run;
 pub mod trec;

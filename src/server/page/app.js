@@ -18,6 +18,7 @@
   const result = $("result");
   const answerBox = $("answer");
   const metaBox = $("meta");
+  const missingBox = $("missing");
   const sourcesLabel = $("sources-label");
   const sourcesList = $("sources");
   const viewer = $("viewer");
@@ -258,6 +259,17 @@
       last = re.lastIndex;
     }
     if (last < text.length) answerBox.append(text.slice(last));
+
+    // What the reports lack of the question, in words: on a refusal the words no report
+    // mentions; on an answer the words its sources do not contain.
+    const missing = Array.isArray(data.missing_terms) ? data.missing_terms : [];
+    const absent = missing.filter((m) => m.missing_from === "collection").map((m) => m.term);
+    const lacking = missing.filter((m) => m.missing_from === "evidence").map((m) => m.term);
+    const notes = [];
+    if (data.found === false && absent.length > 0) notes.push("报告中未提到：" + absent.join("、"));
+    if (data.found !== false && lacking.length > 0) notes.push("来源段落未包含：" + lacking.join("、"));
+    missingBox.textContent = notes.join(" · ");
+    missingBox.hidden = notes.length === 0;
 
     const meta = [];
     if (typeof data.took_ms === "number") meta.push(`用时 ${data.took_ms.toFixed(1)} 毫秒`);

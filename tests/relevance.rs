@@ -1,0 +1,133 @@
+//! The relevance decision of answers with the real embedding model, over a small
+//! fixture collection about large models in finance, healthcare, government and
+//! customer service: questions that pair its subject with a facet it never mentions,
+//! in Chinese and in English, are refused and say which words the reports lack.
+//! Release profile only: candle in a debug build is far too slow.
+
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+use wenda::answer::{AskRequest, DEFAULT_ANSWER_PASSAGES, MissingFrom, NOT_MENTIONED, ask};
+use wenda::corpus::{Citation, Passage};
+use wenda::embed::{DeviceChoice, Embedder, FetchOptions, ModelProfile, ensure_model};
+use wenda::progress::NoProgress;
+use wenda::retrieve::{Engine, Fusion};
+
+/// The fixture collection: one report, a passage per paragraph.
+const PARAGRAPHS: &[&str] = &[
+    "金融行业是大模型应用落地最快的领域之一。银行利用大模型加强风险控制能力，在信贷审批和反欺诈中提升效率。",
+    "证券公司将大模型用于投研报告生成和智能投顾，帮助分析师快速整理市场信息。",
+    "保险机构借助大模型实现智能核保与理赔，理赔处理时间明显缩短。",
+    "医疗大模型辅助医生书写病历、解读影像，并为患者提供用药咨询。",
+    "医院部署大模型后，门诊病历的书写时间平均减少了一半。",
+    "政务大模型用于政务热线和在线办事，帮助群众查询政策、办理业务。",
+    "智能客服是大模型落地的切入口，企业用大模型回答客户咨询，降低人工成本。",
+    "企业在部署大模型时面临算力不足、数据质量不高和人才短缺等挑战。",
+    "大模型的应用场景正在从客服、营销延伸到风控和运营分析等核心业务。",
+    "制造企业利用大模型进行设备故障诊断和生产排程优化，提升了生产效率。",
+];
+
+fn engine() -> Arc<Engine> {
+    static ENGINE: OnceLock<(tempfile::TempDir, Arc<Engine>)> = OnceLock::new();
+    ENGINE
+        .get_or_init(|| {
+            let profile = ModelProfile::default();
+            let models = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models");
+            let files = ensure_model(&profile, &models, &FetchOptions::default(), &NoProgress)
+                .expect("model available");
+            let embedder =
+                Embedder::load(&files, &profile, DeviceChoice::Cpu.into()).expect("model loads");
+            let mut offset = 0;
+            let passages: Vec<Passage> = PARAGRAPHS
+                .iter()
+                .enumerate()
+                .map(|(i, text)| {
+                    let len = text.chars().count();
+                    let passage = Passage {
+                        id: format!("fixture.txt#{i}"),
+                        citation: Citation {
+                            source: "fixture.txt".into(),
+                            title: "大模型行业应用".into(),
+                            section: String::new(),
+                            line_start: i + 1,
+                            line_end: i + 1,
+                            char_start: offset,
+                            char_end: offset + len,
+                        },
+                        text: text.to_string(),
+                    };
+                    offset += len + 1;
+                    passage
+                })
+                .collect();
+            let dir = tempfile::tempdir().unwrap();
+            let engine = Engine::build_from_passages(
+                dir.path(),
+                &passages,
+                Some(Arc::new(embedder)),
+                Fusion::default(),
+                &NoProgress,
+            )
+            .expect("fixture engine builds");
+            (dir, Arc::new(engine))
+        })
+        .1
+        .clone()
+}
+
+fn ask_fixture(question: &str) -> wenda::answer::Answer {
+    ask(
+        &engine(),
+        &AskRequest {
+            question: question.to_string(),
+            k: DEFAULT_ANSWER_PASSAGES,
+            source: None,
+            mode: None,
+        },
+    )
+    .expect("the question is answered or refused")
+}
+
+#[test]
+#[cfg_attr(debug_assertions, ignore = "real model: run with cargo test --release")]
+fn a_chinese_question_about_a_facet_the_reports_lack_is_refused_and_names_it() {
+    // 大模型 and 应用 are in every passage; 渔业 in none.
+    let answer = ask_fixture("大模型在渔业中有哪些应用？");
+    assert!(!answer.found, "{answer:?}");
+    assert!(
+        answer
+            .missing_terms
+            .iter()
+            .any(|m| m.term == "渔业" && m.missing_from == MissingFrom::Collection),
+        "{:?}",
+        answer.missing_terms
+    );
+    assert!(
+        answer.answer.starts_with(&format!("{NOT_MENTIONED}渔业")),
+        "{}",
+        answer.answer
+    );
+    assert!(!answer.suggestions.is_empty(), "no passages suggested");
+    // A question about what the collection does say is answered.
+    let answer = ask_fixture("银行如何利用大模型加强风险控制？");
+    assert!(answer.found, "{answer:?}");
+    assert!(answer.answer.contains("风险控制"), "{}", answer.answer);
+}
+
+#[test]
+#[cfg_attr(debug_assertions, ignore = "real model: run with cargo test --release")]
+fn an_english_question_on_a_subject_the_reports_never_mention_is_refused() {
+    let answer = ask_fixture("How are large models used in the fishing industry?");
+    assert!(!answer.found, "{answer:?}");
+    assert!(
+        answer
+            .missing_terms
+            .iter()
+            .any(|m| m.term == "fish" && m.missing_from == MissingFrom::Collection),
+        "{:?}",
+        answer.missing_terms
+    );
+    // The same kind of question about a subject the collection covers is answered.
+    let answer = ask_fixture("How do banks use large models for risk control?");
+    assert!(answer.found, "{answer:?}");
+}
