@@ -215,11 +215,7 @@ impl Embedder {
             ),
             KernelRequest::Int8 => {
                 let k = Kernel::best_int8();
-                (
-                    vec![k],
-                    KernelPlan::uniform(k),
-                    "--kernel int8".to_string(),
-                )
+                (vec![k], KernelPlan::uniform(k), "--kernel int8".to_string())
             }
             KernelRequest::Plan(plan) => {
                 if let Some(k) = plan.kernels().into_iter().find(|k| !k.supported()) {

@@ -200,7 +200,7 @@ impl Linear {
             Some(
                 Int8Linear::quantize(&f32.weight, &f32.bias, out_dim, in_dim).ok_or_else(|| {
                     candle_core::Error::Msg(format!(
-                        "{}: a {out_dim} × {in_dim} layer does not fit the int8 kernels (multiples of 16 × 4)",
+                        "{}: a {out_dim} × {in_dim} layer does not fit the int8 kernels (multiples of 16 × 64)",
                         vb.prefix()
                     ))
                 })?,
@@ -210,7 +210,10 @@ impl Linear {
         };
         let q8 = if formats.q8 {
             let w = Tensor::from_slice(&f32.weight, (out_dim, in_dim), &Device::Cpu)?;
-            Some(QMatMul::from_qtensor(QTensor::quantize(&w, GgmlDType::Q8_0)?)?)
+            Some(QMatMul::from_qtensor(QTensor::quantize(
+                &w,
+                GgmlDType::Q8_0,
+            )?)?)
         } else {
             None
         };
@@ -258,11 +261,11 @@ impl Linear {
         kernel: Kernel,
         parallel: bool,
     ) -> candle_core::Result<Vec<f32>> {
-        let missing = || candle_core::Error::Msg(format!("{} weights were not loaded", kernel.name()));
+        let missing =
+            || candle_core::Error::Msg(format!("{} weights were not loaded", kernel.name()));
         match kernel {
             Kernel::F32 => {
-                if self.f32.weight.is_empty()
-                    && (rows > SMALL_M_ROWS || self.f32.panels.is_none())
+                if self.f32.weight.is_empty() && (rows > SMALL_M_ROWS || self.f32.panels.is_none())
                 {
                     return Err(missing());
                 }
@@ -280,7 +283,9 @@ impl Linear {
                 let t = Tensor::from_slice(x, (rows, self.f32.in_dim), &Device::Cpu)?;
                 let mut y = q8.forward(&t)?.flatten_all()?.to_vec1::<f32>()?;
                 for row in y.chunks_exact_mut(self.f32.out_dim) {
-                    row.iter_mut().zip(&self.f32.bias).for_each(|(a, b)| *a += b);
+                    row.iter_mut()
+                        .zip(&self.f32.bias)
+                        .for_each(|(a, b)| *a += b);
                 }
                 Ok(y)
             }
@@ -692,7 +697,10 @@ impl Int8Table {
     /// Row `id` widened to f32 into `out`.
     fn row(&self, id: usize, out: &mut [f32]) {
         let s = self.scales[id];
-        for (o, v) in out.iter_mut().zip(&self.values[id * self.dim..(id + 1) * self.dim]) {
+        for (o, v) in out
+            .iter_mut()
+            .zip(&self.values[id * self.dim..(id + 1) * self.dim])
+        {
             *o = f32::from(*v) * s;
         }
     }
@@ -871,7 +879,10 @@ impl FastBert {
 
     /// Bytes of weights held (vocabulary table and linear layers).
     pub fn weight_bytes(&self) -> usize {
-        let table = self.word.as_ref().map_or(0, |_| self.vocab * self.hidden * 2)
+        let table = self
+            .word
+            .as_ref()
+            .map_or(0, |_| self.vocab * self.hidden * 2)
             + self
                 .word_int8
                 .as_ref()
