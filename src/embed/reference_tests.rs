@@ -185,6 +185,13 @@ fn real_model_auto_kernels_match_reference() {
     let (files, profile) = real_model();
     let emb = Embedder::load(&files, &profile, DeviceChoice::Cpu.into()).expect("load");
     let plan = emb.kernel_plan().expect("our encoder");
+    // The probe's batch must take the batch path.
+    let batch_tokens: usize = super::kernels::PROBE_PASSAGES
+        .iter()
+        .map(|p| emb.passage_ids(p).expect("ids").len() + 2)
+        .sum();
+    assert!(batch_tokens > super::fast::SMALL_M_ROWS, "{batch_tokens} tokens");
+    eprintln!("probe batch: {batch_tokens} tokens");
     check_reference(
         &emb,
         &format!("auto {} / {}", plan.query.name(), plan.batch.name()),
