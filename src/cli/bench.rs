@@ -9,7 +9,9 @@ use clap::Args;
 use serde::Serialize;
 use wenda::collection::{self, CollectionConfig, NewReport};
 use wenda::corpus::{Corpus, passages_of};
-use wenda::embed::{DeviceChoice, Embedder, Encoder, Kernel, KernelPlan, KernelRequest, LoadOptions};
+use wenda::embed::{
+    DeviceChoice, Embedder, Encoder, Kernel, KernelPlan, KernelRequest, LoadOptions,
+};
 use wenda::index;
 use wenda::progress::{NoProgress, Progress};
 use wenda::retrieve::{
@@ -228,9 +230,7 @@ pub fn measure(
         Ok((dir, started.elapsed().as_secs_f64()))
     };
     let f32_index_build_seconds = match plan {
-        Some(p) if p != KernelPlan::uniform(Kernel::F32) => {
-            Some(build(&load(Kernel::F32)?)?.1)
-        }
+        Some(p) if p != KernelPlan::uniform(Kernel::F32) => Some(build(&load(Kernel::F32)?)?.1),
         _ => None,
     };
     let (dir, index_build_seconds) = build(&embedder)?;

@@ -277,6 +277,11 @@ impl Embedder {
                     started.elapsed().as_secs_f64() * 1000.0
                 )
             } else {
+                // Loaded for `plan` alone; a mixed plan still holds both tables and both f32
+                // layouts until this.
+                if let Engine::Fast(m) = &mut emb.model {
+                    m.retain(plan);
+                }
                 note
             };
             info!("encoder kernels: {note}");

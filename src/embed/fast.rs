@@ -228,11 +228,12 @@ impl Linear {
     fn retain(&mut self, plan: KernelPlan) {
         let kernels = plan.kernels();
         // f32 inputs of few rows use the panels when there are any, else gemm's weights.
-        let f32_panels = plan.query == Kernel::F32 && self.f32.panels.is_some();
-        if plan.batch != Kernel::F32 && !f32_panels {
+        let panels = plan.query == Kernel::F32 && self.f32.panels.is_some();
+        let rows = plan.batch == Kernel::F32 || (plan.query == Kernel::F32 && !panels);
+        if !rows {
             self.f32.weight = Vec::new();
         }
-        if !f32_panels {
+        if !panels {
             self.f32.panels = None;
         }
         if !kernels.iter().any(|k| matches!(k, Kernel::Int8(_))) {
@@ -1052,6 +1053,60 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// After `retain`, a model holds only its plan's formats, runs both shapes with them and
+    /// gives what a model with every format gives with the same kernels.
+    #[test]
+    fn retain_keeps_what_the_plan_runs() {
+        use super::super::int8::Isa;
+        let config: Config = serde_json::from_value(serde_json::json!({
+            "vocab_size": 20, "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+            "intermediate_size": 128, "hidden_act": "gelu", "hidden_dropout_prob": 0.0,
+            "max_position_embeddings": 200, "type_vocab_size": 2, "initializer_range": 0.5,
+            "layer_norm_eps": 1e-12, "pad_token_id": 1, "classifier_dropout": null, "model_type": "bert"
+        }))
+        .expect("config");
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+        BertModel::load(vb.clone(), &config).expect("random weights");
+        let int8 = Kernel::Int8(Isa::Scalar);
+        let all = [Kernel::F32, int8];
+        let full = FastBert::load_for(vb.clone(), &config, &all, KernelPlan::uniform(Kernel::F32))
+            .expect("all formats");
+        let ids: Vec<u32> = (0..120).map(|i| (i * 7 % 20) as u32).collect();
+        let (small, large): (&[u32], &[u32]) = (&ids[..10], &ids);
+        for (query, batch) in [
+            (Kernel::F32, Kernel::F32),
+            (int8, Kernel::F32),
+            (Kernel::F32, int8),
+            (int8, int8),
+        ] {
+            let plan = KernelPlan { query, batch };
+            let mut m = FastBert::load_for(vb.clone(), &config, &all, plan).expect("load");
+            let before = m.weight_bytes();
+            m.retain(plan);
+            assert!(m.weight_bytes() < before, "{plan:?} dropped nothing");
+            for (seq, kernel) in [(small, query), (large, batch)] {
+                let got = m.forward_packed(&[seq], false).expect("forward");
+                let want = full
+                    .forward_packed_with(&[seq], false, kernel)
+                    .expect("full");
+                // The int8 kernels read the int8 vocabulary table; the full model has both
+                // and gives int8 kernels the int8 one too, unless f32 also runs.
+                if kernel == Kernel::F32 || plan == KernelPlan::uniform(int8) {
+                    assert_eq!(got, want, "{plan:?}, {} rows", seq.len());
+                } else {
+                    assert_eq!(got.len(), want.len());
+                }
+            }
+        }
+        let mut m = FastBert::load_for(vb, &config, &all, KernelPlan::uniform(int8)).expect("load");
+        m.retain(KernelPlan::uniform(int8));
+        assert!(
+            m.forward_packed_with(&[small], false, Kernel::F32).is_err(),
+            "f32 weights were dropped"
+        );
     }
 
     #[test]

@@ -27,9 +27,10 @@ pub(crate) const PROBE_QUERY: &str = "大模型在城市交通调度中能做什
 /// whole probe stays near 200 ms.
 pub(crate) const PROBE_PASSAGES: [&str; 2] = [
     "随着算力成本下降和开源模型生态成熟，越来越多的企业开始把大模型部署在自己的数据中心里，\
-     在数据安全、响应时延和长期成本上更可控，但也对运维团队提出了更高要求。",
+     在数据安全、响应时延和长期成本上更可控，但也对运维团队提出了更高要求，包括模型压缩、推理加速和权限管理。",
     "In 2024 the number of public tenders for large-model projects grew quickly; most buyers \
-     were government agencies, energy companies and banks.",
+     were government agencies, energy companies and banks, and a typical project combined a \
+     knowledge base with retrieval over internal documents.",
 ];
 
 /// Name of the cache file in the model folder.
