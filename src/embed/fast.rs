@@ -669,6 +669,14 @@ struct Int8Table {
 impl Int8Table {
     /// Quantizes each row of the `[vocab, dim]` f16 table to [-127, 127].
     fn quantize(table: &Tensor) -> candle_core::Result<Self> {
+        // The model's table is f16 already (no copy); other tables (tests) are converted.
+        let converted;
+        let table = if table.dtype() == DType::F16 {
+            table
+        } else {
+            converted = table.to_dtype(DType::F16)?;
+            &converted
+        };
         let (vocab, dim) = table.dims2()?;
         let (storage, layout) = table.storage_and_layout();
         let candle_core::Storage::Cpu(candle_core::CpuStorage::F16(all)) = &*storage else {
