@@ -150,6 +150,22 @@ impl Drop for InFlight<'_> {
     }
 }
 
+/// Hands memory freed while loading (f32 weights the kernels do not use, the probe's
+/// formats) back to the system. glibc keeps freed blocks of a few MB inside its heap, where
+/// they stay resident: measured with `wenda serve` after 1,000 searches, the int8 encoder
+/// (120 MB of weights instead of 362) held 770 MB against f32's 753 MB without this.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        unsafe extern "C" {
+            /// glibc: releases free memory at the heap's top and whole free pages inside it.
+            fn malloc_trim(pad: usize) -> i32;
+        }
+        // SAFETY: malloc_trim only returns free pages of glibc's own heaps to the system.
+        unsafe { malloc_trim(0) };
+    }
+}
+
 /// Cosine similarity (0 for a zero vector).
 fn cosine(a: &[f32], b: &[f32]) -> f32 {
     let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
@@ -285,6 +301,7 @@ impl Embedder {
                 note
             };
             info!("encoder kernels: {note}");
+            release_freed_memory();
         }
         info!(model = %emb.model_id, dim = emb.dim, device = ?emb.device, source = %files.source, weights_mb = emb.weight_bytes() / 1_000_000, "embedding model loaded");
         Ok(emb)
