@@ -151,9 +151,9 @@ impl Drop for InFlight<'_> {
 }
 
 /// Hands memory freed while loading (f32 weights the kernels do not use, the probe's
-/// formats) back to the system. glibc keeps freed blocks of a few MB inside its heap, where
-/// they stay resident: measured with `wenda serve` after 1,000 searches, the int8 encoder
-/// (120 MB of weights instead of 362) held 770 MB against f32's 753 MB without this.
+/// formats) back to the system: glibc keeps freed blocks of a few MB inside its heap, where
+/// they stay resident. Its effect has not been measured on its own (`wenda serve` after
+/// 1,000 searches: 525 MB with int8, 754 MB with f32, both with it).
 fn release_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
