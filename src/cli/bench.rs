@@ -9,7 +9,9 @@ use clap::Args;
 use serde::Serialize;
 use wenda::collection::{self, CollectionConfig, NewReport};
 use wenda::corpus::{Corpus, passages_of};
-use wenda::embed::{Embedder, Encoder};
+use wenda::embed::{
+    DeviceChoice, Embedder, Encoder, Kernel, KernelPlan, KernelRequest, LoadOptions,
+};
 use wenda::index;
 use wenda::progress::{NoProgress, Progress};
 use wenda::retrieve::{
@@ -63,7 +65,23 @@ pub fn run(paths: &Paths, args: BenchArgs, bars: &dyn Progress) -> Result<()> {
         }
         return Ok(());
     }
-    let report = measure(&paths.corpus, embedder, args.passages, args.dump.as_deref())?;
+    // Every kernel family this processor runs, each loaded on its own, in this process.
+    let load = |kernel: Kernel| -> Result<Embedder> {
+        let (profile, files) = paths.model_files(bars)?;
+        let options = LoadOptions {
+            device: DeviceChoice::Cpu,
+            cpu_engine: paths.cpu_engine,
+            kernels: KernelRequest::Plan(KernelPlan::uniform(kernel)),
+        };
+        Ok(Embedder::load(&files, &profile, options)?)
+    };
+    let report = measure(
+        &paths.corpus,
+        embedder,
+        args.passages,
+        args.dump.as_deref(),
+        &load,
+    )?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -89,9 +107,34 @@ const DEFAULT_QUESTIONS: &[&str] = &[
     "制造业质检大模型案例",
 ];
 
+/// Embedding figures of one kernel family (see `wenda::embed::kernels`).
+#[derive(Debug, Serialize)]
+pub struct KernelFigures {
+    name: &'static str,
+    tokens_per_second: f64,
+    query_embed_p50_ms: f64,
+    /// Model weights held with this kernel alone (vocabulary table and linear layers).
+    weights_mb: f64,
+}
+
+/// The kernel per input shape the loaded model runs.
+#[derive(Debug, Serialize)]
+pub struct SelectedKernels {
+    query: &'static str,
+    batch: &'static str,
+}
+
 /// Figures of one bench run.
 #[derive(Debug, Serialize)]
 pub struct BenchReport {
+    /// Each kernel family this processor runs (the scalar int8 kernel, the tests'
+    /// reference, is left out), loaded with that kernel for every shape.
+    kernels: Vec<KernelFigures>,
+    /// The kernels of the model loaded as the command line says (`--kernel`); the figures
+    /// below are that model's.
+    selected: Option<SelectedKernels>,
+    /// The index build with f32 kernels in this run, when the selected ones are not f32.
+    f32_index_build_seconds: Option<f64>,
     passages: usize,
     tokens: usize,
     embed_seconds: f64,
@@ -142,6 +185,7 @@ pub fn measure(
     embedder: std::sync::Arc<Embedder>,
     n_passages: usize,
     dump: Option<&Path>,
+    load: &dyn Fn(Kernel) -> Result<Embedder>,
 ) -> Result<BenchReport> {
     let corpus = Corpus::load(corpus_dir)?;
     let texts = sample_passages(&corpus, n_passages);
@@ -163,33 +207,43 @@ pub fn measure(
         .iter()
         .map(|t| embedder.passage_ids(t).map(|ids| ids.len() + 2))
         .sum::<Result<usize, _>>()?;
-    embedder.embed_passages(&refs[..refs.len().min(8)])?;
-    let started = Instant::now();
-    embedder.embed_passages(&refs)?;
-    let embed_seconds = started.elapsed().as_secs_f64();
-
-    let mut query_ms = Vec::new();
-    for _ in 0..SEARCH_ROUNDS {
-        for q in DEFAULT_QUESTIONS {
-            let t = Instant::now();
-            embedder.embed_query(q)?;
-            query_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+    let mut kernels = Vec::new();
+    for kernel in Kernel::available() {
+        if kernel == Kernel::Int8(wenda::embed::int8::Isa::Scalar) {
+            continue;
         }
+        let one = load(kernel)?;
+        let (seconds, query_ms) = embed_figures(&one, &refs)?;
+        kernels.push(KernelFigures {
+            name: kernel.name(),
+            tokens_per_second: tokens as f64 / seconds,
+            query_embed_p50_ms: percentile(&query_ms, 0.5),
+            weights_mb: one.weight_bytes() as f64 / 1e6,
+        });
     }
-    query_ms.sort_by(f64::total_cmp);
+    let plan = embedder.kernel_plan();
+    let (embed_seconds, query_ms) = embed_figures(&embedder, &refs)?;
 
-    let dir = tempfile::tempdir()?;
-    let started = Instant::now();
+    let build = |embedder: &Embedder| -> Result<(tempfile::TempDir, f64)> {
+        let dir = tempfile::tempdir()?;
+        let started = Instant::now();
+        let fresh = Corpus::load(corpus_dir)?;
+        index::build(
+            dir.path(),
+            fresh.passages(),
+            &fresh.report_labels(),
+            fresh.fingerprint(),
+            Some(embedder),
+            &NoProgress,
+        )?;
+        Ok((dir, started.elapsed().as_secs_f64()))
+    };
+    let f32_index_build_seconds = match plan {
+        Some(p) if p != KernelPlan::uniform(Kernel::F32) => Some(build(&load(Kernel::F32)?)?.1),
+        _ => None,
+    };
+    let (dir, index_build_seconds) = build(&embedder)?;
     let fresh = Corpus::load(corpus_dir)?;
-    index::build(
-        dir.path(),
-        fresh.passages(),
-        &fresh.report_labels(),
-        fresh.fingerprint(),
-        Some(embedder.as_ref()),
-        &NoProgress,
-    )?;
-    let index_build_seconds = started.elapsed().as_secs_f64();
 
     let config = EngineConfig {
         index_dir: dir.path().to_path_buf(),
@@ -249,6 +303,12 @@ pub fn measure(
     }
     cached_ms.sort_by(f64::total_cmp);
     Ok(BenchReport {
+        kernels,
+        selected: plan.map(|p| SelectedKernels {
+            query: p.query.name(),
+            batch: p.batch.name(),
+        }),
+        f32_index_build_seconds,
         passages: texts.len(),
         tokens,
         embed_seconds,
@@ -265,8 +325,45 @@ pub fn measure(
     })
 }
 
+/// Seconds to embed `refs` (after a warm-up on a few) and the sorted query-embedding
+/// latencies of the benchmark questions, in milliseconds.
+fn embed_figures(embedder: &Embedder, refs: &[&str]) -> Result<(f64, Vec<f64>)> {
+    embedder.embed_passages(&refs[..refs.len().min(8)])?;
+    let started = Instant::now();
+    embedder.embed_passages(refs)?;
+    let seconds = started.elapsed().as_secs_f64();
+    let mut query_ms = Vec::new();
+    for _ in 0..SEARCH_ROUNDS {
+        for q in DEFAULT_QUESTIONS {
+            let t = Instant::now();
+            embedder.embed_query(q)?;
+            query_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    query_ms.sort_by(f64::total_cmp);
+    Ok((seconds, query_ms))
+}
+
 /// Prints the report for people.
 pub fn print(report: &BenchReport) {
+    let f32 = report.kernels.iter().find(|k| k.name == "f32");
+    for k in &report.kernels {
+        println!(
+            "kernel {:<16} {:>6.0} tokens/s, query p50 {:>5.1} ms, weights {:>4.0} MB{}",
+            k.name,
+            k.tokens_per_second,
+            k.query_embed_p50_ms,
+            k.weights_mb,
+            f32.map_or(String::new(), |f| format!(
+                " ({:.2} × f32 throughput, {:.2} × f32 query p50)",
+                k.tokens_per_second / f.tokens_per_second,
+                k.query_embed_p50_ms / f.query_embed_p50_ms
+            ))
+        );
+    }
+    if let Some(s) = &report.selected {
+        println!("selected kernels: query={} batch={}", s.query, s.batch);
+    }
     println!(
         "embedding: {} passages, {} tokens in {:.2} s = {:.1} passages/s, {:.0} tokens/s",
         report.passages,
@@ -283,6 +380,12 @@ pub fn print(report: &BenchReport) {
         "index build (passages, BM25, vectors): {} passages in {:.1} s",
         report.index_passages, report.index_build_seconds
     );
+    if let Some(f32) = report.f32_index_build_seconds {
+        println!(
+            "index build with f32 kernels: {f32:.1} s ({:.2} × f32 with the selected ones)",
+            report.index_build_seconds / f32
+        );
+    }
     for s in &report.search {
         println!(
             "search {:<6}: p50 {:.2} ms, p95 {:.2} ms over {} searches",

@@ -13,8 +13,8 @@ use wenda::collection::CollectionConfig;
 use wenda::corpus::Corpus;
 use wenda::corpus::extract::ExtractOptions;
 use wenda::embed::{
-    CpuEngine, DeviceChoice, Embedder, Encoder, FetchOptions, LoadOptions, ModelFiles,
-    ModelProfile, QueryBatcher, ensure_model,
+    CpuEngine, DeviceChoice, Embedder, Encoder, FetchOptions, KernelRequest, LoadOptions,
+    ModelFiles, ModelProfile, QueryBatcher, ensure_model,
 };
 use wenda::index;
 use wenda::progress::Progress;
@@ -55,6 +55,10 @@ pub struct Paths {
     /// Network for the model on the CPU: fast (ours) or candle (candle's BertModel, for comparisons).
     #[arg(long, global = true, value_enum, env = "WENDA_EMBED_ENGINE", default_value_t = CpuEngine::Fast)]
     pub cpu_engine: CpuEngine,
+    /// Kernels of the CPU encoder's linear layers: auto (measured at load against f32,
+    /// cached in the model folder), f32, or int8 (the best this processor supports).
+    #[arg(long, global = true, value_enum, env = "WENDA_KERNEL", default_value_t = KernelFlag::Auto)]
+    pub kernel: KernelFlag,
     /// BM25 only: do not load the embedding model (dense and hybrid modes are then unavailable).
     #[arg(long, global = true)]
     pub lexical_only: bool,
@@ -77,6 +81,27 @@ pub enum Backend {
     Embedded,
     /// An OpenSearch cluster with the k-NN plugin.
     Opensearch,
+}
+
+/// `--kernel`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum KernelFlag {
+    /// The fastest kernel per shape that passes the check against f32 (measured at load).
+    Auto,
+    /// f32 everywhere.
+    F32,
+    /// int8 everywhere, unmeasured.
+    Int8,
+}
+
+impl From<KernelFlag> for KernelRequest {
+    fn from(flag: KernelFlag) -> Self {
+        match flag {
+            KernelFlag::Auto => KernelRequest::Auto,
+            KernelFlag::F32 => KernelRequest::F32,
+            KernelFlag::Int8 => KernelRequest::Int8,
+        }
+    }
 }
 
 impl Paths {
@@ -147,6 +172,7 @@ impl Paths {
         let options = LoadOptions {
             device: self.device,
             cpu_engine: self.cpu_engine,
+            kernels: self.kernel.into(),
         };
         let started = Instant::now();
         let embedder = Embedder::load(&files, &profile, options)?;

@@ -12,6 +12,10 @@ use tracing::info;
 use super::EmbedError;
 use super::acquire::{ModelFiles, read_bert_config};
 use super::fast::FastBert;
+use super::kernels::{
+    self, Kernel, KernelPlan, KernelRequest, PROBE_PASSAGES, PROBE_QUERY, ProbeKey,
+    ProbeMeasurement,
+};
 use super::profile::{ModelProfile, Pooling};
 
 /// Most padded tokens (batch size × longest sequence) in one forward pass. Measured on the
@@ -33,13 +37,15 @@ pub enum CpuEngine {
     Candle,
 }
 
-/// How to load a model: where it runs and with which network.
+/// How to load a model: where it runs, with which network and which kernels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct LoadOptions {
     /// The device.
     pub device: DeviceChoice,
     /// The network used when the device is the CPU.
     pub cpu_engine: CpuEngine,
+    /// The kernels of our CPU encoder's linear layers (see [`super::kernels`]).
+    pub kernels: KernelRequest,
 }
 
 impl From<DeviceChoice> for LoadOptions {
@@ -144,6 +150,34 @@ impl Drop for InFlight<'_> {
     }
 }
 
+/// Hands memory freed while loading (f32 weights the kernels do not use, the probe's
+/// formats) back to the system: glibc keeps freed blocks of a few MB inside its heap, where
+/// they stay resident. Its effect has not been measured on its own (`wenda serve` after
+/// 1,000 searches: 525 MB with int8, 754 MB with f32, both with it).
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        unsafe extern "C" {
+            /// glibc: releases free memory at the heap's top and whole free pages inside it.
+            fn malloc_trim(pad: usize) -> i32;
+        }
+        // SAFETY: malloc_trim only returns free pages of glibc's own heaps to the system.
+        unsafe { malloc_trim(0) };
+    }
+}
+
+/// Cosine similarity (0 for a zero vector).
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let na = a.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let nb = b.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if na == 0.0 || nb == 0.0 {
+        0.0
+    } else {
+        dot / (na * nb)
+    }
+}
+
 fn tok_err(context: impl Into<String>, e: impl std::fmt::Display) -> EmbedError {
     EmbedError::Tokenizer {
         context: context.into(),
@@ -184,18 +218,168 @@ impl Embedder {
                 format!("model.safetensors does not match config.json: {e}"),
             )
         };
-        let model = if device.is_cpu() && options.cpu_engine == CpuEngine::Fast {
-            Engine::Fast(FastBert::load(vb, &config).map_err(mismatch)?)
+        let model_id = profile.model_id(&files.weights_sha256()?);
+        let fast = device.is_cpu() && options.cpu_engine == CpuEngine::Fast;
+        // What to load and run: a fixed plan, a cached measurement, or everything the probe
+        // below will time.
+        let key = ProbeKey::current(&model_id);
+        let (kernels, plan, note) = match options.kernels {
+            KernelRequest::F32 => (
+                vec![Kernel::F32],
+                KernelPlan::uniform(Kernel::F32),
+                "query=f32 batch=f32 (--kernel f32)".to_string(),
+            ),
+            KernelRequest::Int8 => {
+                let k = Kernel::best_int8();
+                (vec![k], KernelPlan::uniform(k), "--kernel int8".to_string())
+            }
+            KernelRequest::Plan(plan) => {
+                if let Some(k) = plan.kernels().into_iter().find(|k| !k.supported()) {
+                    return Err(EmbedError::Device(format!(
+                        "kernel {} cannot run on this processor; use --kernel auto",
+                        k.name()
+                    )));
+                }
+                (
+                    plan.kernels().to_vec(),
+                    plan,
+                    format!(
+                        "query={} batch={} (fixed plan)",
+                        plan.query.name(),
+                        plan.batch.name()
+                    ),
+                )
+            }
+            KernelRequest::Auto => match kernels::cached(&files.dir, &key) {
+                Some(measured) => {
+                    let plan = kernels::choose(&measured);
+                    (
+                        plan.kernels().to_vec(),
+                        plan,
+                        kernels::describe(plan, &measured, true),
+                    )
+                }
+                None => {
+                    let mut all = vec![Kernel::F32];
+                    all.extend(Kernel::probe_candidates());
+                    (all, KernelPlan::uniform(Kernel::F32), String::new())
+                }
+            },
+        };
+        let model = if fast {
+            Engine::Fast(FastBert::load_for(vb, &config, &kernels, plan).map_err(mismatch)?)
         } else {
             Engine::Candle(BertModel::load(vb, &config).map_err(mismatch)?)
         };
         let tokenizer = Tokenizer::from_file(&files.tokenizer).map_err(|e| {
             EmbedError::folder(&files.dir, format!("tokenizer.json does not load: {e}"))
         })?;
-        let model_id = profile.model_id(&files.weights_sha256()?);
-        let emb = Self::from_parts(model, tokenizer, &config, profile.clone(), device, model_id)?;
-        info!(model = %emb.model_id, dim = emb.dim, device = ?emb.device, source = %files.source, "embedding model loaded");
+        let mut emb =
+            Self::from_parts(model, tokenizer, &config, profile.clone(), device, model_id)?;
+        if matches!(emb.model, Engine::Fast(_)) {
+            let note = if note.is_empty() {
+                let started = std::time::Instant::now();
+                let measured = emb.probe_kernels(&kernels[1..])?;
+                let plan = kernels::choose(&measured);
+                if let Engine::Fast(m) = &mut emb.model {
+                    m.retain(plan);
+                }
+                if let Err(e) = kernels::store(&files.dir, &key, &measured) {
+                    tracing::warn!("could not cache the kernel measurement: {e}");
+                }
+                format!(
+                    "{}, probe {:.0} ms",
+                    kernels::describe(plan, &measured, false),
+                    started.elapsed().as_secs_f64() * 1000.0
+                )
+            } else {
+                // Loaded for `plan` alone; a mixed plan still holds both tables and both f32
+                // layouts until this.
+                if let Engine::Fast(m) = &mut emb.model {
+                    m.retain(plan);
+                }
+                note
+            };
+            info!("encoder kernels: {note}");
+            release_freed_memory();
+        }
+        info!(model = %emb.model_id, dim = emb.dim, device = ?emb.device, source = %files.source, weights_mb = emb.weight_bytes() / 1_000_000, "embedding model loaded");
         Ok(emb)
+    }
+
+    /// The kernel per input shape of our CPU encoder (`None` for candle's `BertModel`).
+    pub fn kernel_plan(&self) -> Option<KernelPlan> {
+        match &self.model {
+            Engine::Fast(m) => Some(m.plan()),
+            Engine::Candle(_) => None,
+        }
+    }
+
+    /// Bytes of model weights held by our CPU encoder (0 for candle's `BertModel`).
+    pub fn weight_bytes(&self) -> usize {
+        match &self.model {
+            Engine::Fast(m) => m.weight_bytes(),
+            Engine::Candle(_) => 0,
+        }
+    }
+
+    /// Times the probe (a query and a passage batch, [`kernels::PROBE_QUERY`],
+    /// [`kernels::PROBE_PASSAGES`]) with f32 and each of `candidates`, and compares their
+    /// embeddings with f32's. The encoder must hold the weights of all of them.
+    fn probe_kernels(&self, candidates: &[Kernel]) -> Result<Vec<ProbeMeasurement>, EmbedError> {
+        let Engine::Fast(m) = &self.model else {
+            return Ok(Vec::new());
+        };
+        let wrap = |content: Vec<u32>| {
+            let mut windows = Vec::new();
+            self.windows(0, &content, &mut windows);
+            windows.swap_remove(0).ids
+        };
+        let query = vec![wrap(self.query_ids(PROBE_QUERY)?)];
+        let passages = PROBE_PASSAGES
+            .iter()
+            .map(|p| self.passage_ids(p).map(wrap))
+            .collect::<Result<Vec<_>, _>>()?;
+        let run = |seqs: &[Vec<u32>], kernel: Kernel| {
+            let seqs: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
+            let started = std::time::Instant::now();
+            let hidden = m
+                .forward_packed_with(&seqs, true, kernel)
+                .map_err(|e| EmbedError::compute(format!("kernel probe ({})", kernel.name()), e))?;
+            let ms = started.elapsed().as_secs_f64() * 1000.0;
+            Ok::<_, EmbedError>((ms, self.pool_packed(&hidden, &seqs)))
+        };
+        // The query runs twice (the first checks the outputs and warms up, the second is
+        // timed); the batch once, checked and timed: the whole probe stays near 200 ms.
+        let measure = |kernel: Kernel| {
+            let (_, mut out) = run(&query, kernel)?;
+            let query_ms = run(&query, kernel)?.0;
+            let (batch_ms, batch) = run(&passages, kernel)?;
+            out.extend(batch);
+            Ok::<_, EmbedError>((query_ms, batch_ms, out))
+        };
+        let (query_ms, batch_ms, reference) = measure(Kernel::F32)?;
+        let mut measured = vec![ProbeMeasurement {
+            kernel: Kernel::F32.name().into(),
+            query_ms,
+            batch_ms,
+            min_cosine: 1.0,
+        }];
+        for kernel in candidates {
+            let (query_ms, batch_ms, out) = measure(*kernel)?;
+            let min_cosine = out
+                .iter()
+                .zip(&reference)
+                .map(|(a, b)| cosine(a, b))
+                .fold(f32::INFINITY, f32::min);
+            measured.push(ProbeMeasurement {
+                kernel: kernel.name().into(),
+                query_ms,
+                batch_ms,
+                min_cosine,
+            });
+        }
+        Ok(measured)
     }
 
     /// Builds an embedder from a loaded network and tokenizer (used by `load` and tests).

@@ -14,11 +14,20 @@
 //!   of a query's time.
 //!
 //! Larger inputs use the `gemm` crate (the one candle uses) on f32 weights.
+//!
+//! The linear layers can also run on int8 weights ([`super::int8`]) or candle's `Q8_0`
+//! ([`Kernel`]); a [`KernelPlan`] says which per input shape, and [`FastBert::retain`]
+//! drops the weight formats the plan does not use, so the weights are held once. The f32
+//! path computes exactly what it computed before the int8 kernels existed.
 
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{Embedding, VarBuilder};
 use candle_transformers::models::bert::{Config, HiddenAct};
 use rayon::prelude::*;
+
+use super::int8::Int8Linear;
+use super::kernels::{Kernel, KernelPlan};
 
 /// Inputs with at most this many rows (tokens) use the few-row panel kernel, larger ones
 /// gemm. Measured on the 2-core AMD EPYC development machine (one thread, all six products
@@ -146,6 +155,142 @@ impl FastLinear {
             );
         }
         y
+    }
+}
+
+/// The weight formats a set of kernels needs.
+#[derive(Debug, Clone, Copy, Default)]
+struct Formats {
+    f32: bool,
+    int8: bool,
+    q8: bool,
+}
+
+impl Formats {
+    fn of(kernels: &[Kernel]) -> Self {
+        let mut f = Formats::default();
+        for k in kernels {
+            match k {
+                Kernel::F32 => f.f32 = true,
+                Kernel::Int8(_) => f.int8 = true,
+                Kernel::CandleQ8 => f.q8 = true,
+            }
+        }
+        f
+    }
+}
+
+/// One linear layer in the formats its kernels need.
+struct Linear {
+    /// f32 weights (row-major and panels; either emptied when the plan does not use it).
+    f32: FastLinear,
+    int8: Option<Int8Linear>,
+    q8: Option<QMatMul>,
+}
+
+impl Linear {
+    fn load(
+        vb: VarBuilder,
+        in_dim: usize,
+        out_dim: usize,
+        formats: Formats,
+    ) -> candle_core::Result<Self> {
+        let mut f32 = FastLinear::load(vb.clone(), in_dim, out_dim)?;
+        let int8 = if formats.int8 {
+            Some(
+                Int8Linear::quantize(&f32.weight, &f32.bias, out_dim, in_dim).ok_or_else(|| {
+                    candle_core::Error::Msg(format!(
+                        "{}: a {out_dim} × {in_dim} layer does not fit the int8 kernels (multiples of 16 × 64)",
+                        vb.prefix()
+                    ))
+                })?,
+            )
+        } else {
+            None
+        };
+        let q8 = if formats.q8 {
+            let w = Tensor::from_slice(&f32.weight, (out_dim, in_dim), &Device::Cpu)?;
+            Some(QMatMul::from_qtensor(QTensor::quantize(
+                &w,
+                GgmlDType::Q8_0,
+            )?)?)
+        } else {
+            None
+        };
+        if !formats.f32 {
+            f32.weight = Vec::new();
+            f32.panels = None;
+        }
+        Ok(Linear { f32, int8, q8 })
+    }
+
+    /// Drops the formats `plan` does not use.
+    fn retain(&mut self, plan: KernelPlan) {
+        let kernels = plan.kernels();
+        // f32 inputs of few rows use the panels when there are any, else gemm's weights.
+        let panels = plan.query == Kernel::F32 && self.f32.panels.is_some();
+        let rows = plan.batch == Kernel::F32 || (plan.query == Kernel::F32 && !panels);
+        if !rows {
+            self.f32.weight = Vec::new();
+        }
+        if !panels {
+            self.f32.panels = None;
+        }
+        if !kernels.iter().any(|k| matches!(k, Kernel::Int8(_))) {
+            self.int8 = None;
+        }
+        if !kernels.contains(&Kernel::CandleQ8) {
+            self.q8 = None;
+        }
+    }
+
+    /// Bytes of weights held.
+    fn bytes(&self) -> usize {
+        4 * (self.f32.weight.len() + self.f32.panels.as_ref().map_or(0, Vec::len))
+            + self.int8.as_ref().map_or(0, Int8Linear::bytes)
+            + self
+                .q8
+                .as_ref()
+                .map_or(0, |_| self.f32.in_dim * self.f32.out_dim * 34 / 32)
+    }
+
+    /// `rows × out` outputs for `rows × in` inputs with `kernel`, whose format must be held.
+    fn forward(
+        &self,
+        x: &[f32],
+        rows: usize,
+        kernel: Kernel,
+        parallel: bool,
+    ) -> candle_core::Result<Vec<f32>> {
+        let missing =
+            || candle_core::Error::Msg(format!("{} weights were not loaded", kernel.name()));
+        match kernel {
+            Kernel::F32 => {
+                if self.f32.weight.is_empty() && (rows > SMALL_M_ROWS || self.f32.panels.is_none())
+                {
+                    return Err(missing());
+                }
+                Ok(self.f32.forward(x, rows, parallel))
+            }
+            Kernel::Int8(isa) => {
+                if !isa.supported() {
+                    candle_core::bail!("{}: {}", isa.name(), isa.missing());
+                }
+                let layer = self.int8.as_ref().ok_or_else(missing)?;
+                Ok(layer.forward(isa, x, rows, parallel))
+            }
+            Kernel::CandleQ8 => {
+                let q8 = self.q8.as_ref().ok_or_else(missing)?;
+                let t = Tensor::from_slice(x, (rows, self.f32.in_dim), &Device::Cpu)?;
+                let mut y = q8.forward(&t)?.flatten_all()?.to_vec1::<f32>()?;
+                for row in y.chunks_exact_mut(self.f32.out_dim) {
+                    row.iter_mut()
+                        .zip(&self.f32.bias)
+                        .for_each(|(a, b)| *a += b);
+                }
+                Ok(y)
+            }
+        }
     }
 }
 
@@ -492,12 +637,82 @@ fn attend(
 }
 
 struct Layer {
-    qkv: [FastLinear; 3],
-    attn_out: FastLinear,
+    qkv: [Linear; 3],
+    attn_out: Linear,
     attn_ln: Norm,
-    inter: FastLinear,
-    out: FastLinear,
+    inter: Linear,
+    out: Linear,
     out_ln: Norm,
+}
+
+impl Layer {
+    fn linears_mut(&mut self) -> [&mut Linear; 6] {
+        let [q, k, v] = &mut self.qkv;
+        [q, k, v, &mut self.attn_out, &mut self.inter, &mut self.out]
+    }
+
+    fn linears(&self) -> [&Linear; 6] {
+        let [q, k, v] = &self.qkv;
+        [q, k, v, &self.attn_out, &self.inter, &self.out]
+    }
+}
+
+/// The vocabulary table with one int8 row per token and a scale per row: a quarter of the
+/// f32 table, half of the f16 one. Rows are looked up, never multiplied, so no kernel is
+/// needed.
+struct Int8Table {
+    values: Vec<i8>,
+    scales: Vec<f32>,
+    dim: usize,
+}
+
+impl Int8Table {
+    /// Quantizes each row of the `[vocab, dim]` f16 table to [-127, 127].
+    fn quantize(table: &Tensor) -> candle_core::Result<Self> {
+        // The model's table is f16 already (no copy); other tables (tests) are converted.
+        let converted;
+        let table = if table.dtype() == DType::F16 {
+            table
+        } else {
+            converted = table.to_dtype(DType::F16)?;
+            &converted
+        };
+        let (vocab, dim) = table.dims2()?;
+        let (storage, layout) = table.storage_and_layout();
+        let candle_core::Storage::Cpu(candle_core::CpuStorage::F16(all)) = &*storage else {
+            candle_core::bail!("the vocabulary table is not an f16 CPU tensor");
+        };
+        let rows = &all[layout.start_offset()..layout.start_offset() + vocab * dim];
+        let mut values = vec![0i8; vocab * dim];
+        let mut scales = vec![0f32; vocab];
+        values
+            .par_chunks_mut(dim)
+            .zip(scales.par_iter_mut())
+            .zip(rows.par_chunks(dim))
+            .for_each(|((out, s), row)| {
+                let max = row.iter().fold(0f32, |m, v| m.max(v.to_f32().abs()));
+                *s = if max > 0.0 { max / 127.0 } else { 1.0 };
+                for (o, v) in out.iter_mut().zip(row) {
+                    *o = (v.to_f32() / *s).round().clamp(-127.0, 127.0) as i8;
+                }
+            });
+        Ok(Int8Table {
+            values,
+            scales,
+            dim,
+        })
+    }
+
+    /// Row `id` widened to f32 into `out`.
+    fn row(&self, id: usize, out: &mut [f32]) {
+        let s = self.scales[id];
+        for (o, v) in out
+            .iter_mut()
+            .zip(&self.values[id * self.dim..(id + 1) * self.dim])
+        {
+            *o = f32::from(*v) * s;
+        }
+    }
 }
 
 /// Layer-norm parameters.
@@ -525,10 +740,20 @@ impl Norm {
 /// BERT encoder (embeddings + layers) returning the last hidden states, numerically the
 /// same model as candle's `BertModel` (differences of order 1e-6).
 pub struct FastBert {
-    word: Embedding,
+    /// The vocabulary table as f16 (for f32 and candle kernels; see [`FastBert::retain`]).
+    word: Option<Embedding>,
+    /// The vocabulary table as int8 (for int8 kernels).
+    word_int8: Option<Int8Table>,
+    vocab: usize,
     pos: Embedding,
+    /// The position table as f32 rows (for the int8 table's lookups).
+    pos_rows: Vec<f32>,
     /// Token-type 0 embedding, added to every token.
     type0: Tensor,
+    /// The same as f32 values.
+    type0_row: Vec<f32>,
+    /// The kernel per input shape.
+    plan: KernelPlan,
     emb_ln: Norm,
     layers: Vec<Layer>,
     heads: usize,
@@ -539,8 +764,21 @@ pub struct FastBert {
 }
 
 impl FastBert {
-    /// Loads the weights under the standard BERT names (optionally below `bert.`).
+    /// Loads the weights under the standard BERT names (optionally below `bert.`) as f32,
+    /// the encoder as it was before the int8 kernels.
     pub fn load(vb: VarBuilder, c: &Config) -> candle_core::Result<Self> {
+        Self::load_for(vb, c, &[Kernel::F32], KernelPlan::uniform(Kernel::F32))
+    }
+
+    /// Loads the weights in the formats `kernels` need (for the load-time probe, all of
+    /// them), running `plan` until [`FastBert::retain`] sets another.
+    pub fn load_for(
+        vb: VarBuilder,
+        c: &Config,
+        kernels: &[Kernel],
+        plan: KernelPlan,
+    ) -> candle_core::Result<Self> {
+        let formats = Formats::of(kernels);
         let vb = if vb.contains_tensor("bert.embeddings.word_embeddings.weight") {
             vb.pp("bert")
         } else {
@@ -550,22 +788,26 @@ impl FastBert {
         let e = vb.pp("embeddings");
         // The vocabulary table is by far the largest tensor (250k × 384 for e5): kept as f16
         // (exact for f16 checkpoints), rows widened to f32 when gathered.
-        let word = Embedding::new(
-            e.get_with_hints_dtype(
-                (c.vocab_size, h),
-                "word_embeddings.weight",
-                Default::default(),
-                DType::F16,
-            )?,
-            h,
-        );
-        let pos = Embedding::new(
-            e.get((c.max_position_embeddings, h), "position_embeddings.weight")?,
-            h,
-        );
+        let table = e.get_with_hints_dtype(
+            (c.vocab_size, h),
+            "word_embeddings.weight",
+            Default::default(),
+            DType::F16,
+        )?;
+        // int8 kernels read the int8 table; the others the f16 one.
+        let word_int8 = if formats.int8 {
+            Some(Int8Table::quantize(&table)?)
+        } else {
+            None
+        };
+        let word = (formats.f32 || formats.q8).then(|| Embedding::new(table, h));
+        let pos_table = e.get((c.max_position_embeddings, h), "position_embeddings.weight")?;
+        let pos_rows = pos_table.flatten_all()?.to_vec1::<f32>()?;
+        let pos = Embedding::new(pos_table, h);
         let type0 = e
             .get((c.type_vocab_size, h), "token_type_embeddings.weight")?
             .get(0)?;
+        let type0_row = type0.to_dtype(DType::F32)?.to_vec1::<f32>()?;
         let emb_ln = Norm::load(e.pp("LayerNorm"), h, c.layer_norm_eps)?;
         let mut layers = Vec::with_capacity(c.num_hidden_layers);
         for l in 0..c.num_hidden_layers {
@@ -573,21 +815,26 @@ impl FastBert {
             let a = v.pp("attention");
             layers.push(Layer {
                 qkv: [
-                    FastLinear::load(a.pp("self.query"), h, h)?,
-                    FastLinear::load(a.pp("self.key"), h, h)?,
-                    FastLinear::load(a.pp("self.value"), h, h)?,
+                    Linear::load(a.pp("self.query"), h, h, formats)?,
+                    Linear::load(a.pp("self.key"), h, h, formats)?,
+                    Linear::load(a.pp("self.value"), h, h, formats)?,
                 ],
-                attn_out: FastLinear::load(a.pp("output.dense"), h, h)?,
+                attn_out: Linear::load(a.pp("output.dense"), h, h, formats)?,
                 attn_ln: Norm::load(a.pp("output.LayerNorm"), h, c.layer_norm_eps)?,
-                inter: FastLinear::load(v.pp("intermediate.dense"), h, f)?,
-                out: FastLinear::load(v.pp("output.dense"), f, h)?,
+                inter: Linear::load(v.pp("intermediate.dense"), h, f, formats)?,
+                out: Linear::load(v.pp("output.dense"), f, h, formats)?,
                 out_ln: Norm::load(v.pp("output.LayerNorm"), h, c.layer_norm_eps)?,
             });
         }
         Ok(FastBert {
             word,
+            word_int8,
+            vocab: c.vocab_size,
             pos,
+            pos_rows,
             type0,
+            type0_row,
+            plan,
             emb_ln,
             layers,
             heads: c.num_attention_heads,
@@ -606,6 +853,65 @@ impl FastBert {
     /// threads; without, everything runs on the calling thread (for callers that already run
     /// several forward passes at once).
     pub fn forward_packed(&self, seqs: &[&[u32]], parallel: bool) -> candle_core::Result<Vec<f32>> {
+        let tokens: usize = seqs.iter().map(|s| s.len()).sum();
+        let kernel = if tokens <= SMALL_M_ROWS {
+            self.plan.query
+        } else {
+            self.plan.batch
+        };
+        self.forward_packed_with(seqs, parallel, kernel)
+    }
+
+    /// The kernel per input shape.
+    pub fn plan(&self) -> KernelPlan {
+        self.plan
+    }
+
+    /// Runs `plan` from now on and drops the weight formats it does not use: f32 weights
+    /// unless f32 runs a shape (and then only the layout that shape uses), int8 weights
+    /// unless an int8 kernel runs one, and the f16 vocabulary table when only int8 kernels
+    /// run (they use the int8 table). `plan`'s formats must have been loaded.
+    pub fn retain(&mut self, plan: KernelPlan) {
+        self.plan = plan;
+        for layer in &mut self.layers {
+            for linear in layer.linears_mut() {
+                linear.retain(plan);
+            }
+        }
+        let int8_only = plan.kernels().iter().all(|k| matches!(k, Kernel::Int8(_)));
+        if int8_only && self.word_int8.is_some() {
+            self.word = None;
+        } else if self.word.is_some() {
+            self.word_int8 = None;
+        }
+    }
+
+    /// Bytes of weights held (vocabulary table and linear layers).
+    pub fn weight_bytes(&self) -> usize {
+        let table = self
+            .word
+            .as_ref()
+            .map_or(0, |_| self.vocab * self.hidden * 2)
+            + self
+                .word_int8
+                .as_ref()
+                .map_or(0, |t| t.values.len() + 4 * t.scales.len());
+        table
+            + self
+                .layers
+                .iter()
+                .flat_map(|l| l.linears())
+                .map(Linear::bytes)
+                .sum::<usize>()
+    }
+
+    /// [`FastBert::forward_packed`] with `kernel` for the linear layers, whatever the shape.
+    pub fn forward_packed_with(
+        &self,
+        seqs: &[&[u32]],
+        parallel: bool,
+        kernel: Kernel,
+    ) -> candle_core::Result<Vec<f32>> {
         let h = self.hidden;
         let mut ids = Vec::new();
         let mut positions = Vec::new();
@@ -626,17 +932,41 @@ impl FastBert {
         if tokens == 0 {
             return Ok(Vec::new());
         }
-        let dev = Device::Cpu;
-        let ids = Tensor::from_vec(ids, tokens, &dev)?;
-        let positions = Tensor::from_vec(positions, tokens, &dev)?;
-        let emb = self
-            .word
-            .forward(&ids)?
-            .to_dtype(DType::F32)?
-            .add(&self.pos.forward(&positions)?)?
-            .broadcast_add(&self.type0)?
-            .to_dtype(DType::F32)?;
-        let mut x = emb.flatten_all()?.to_vec1::<f32>()?;
+        let int8_table = match (&self.word, &self.word_int8) {
+            (_, Some(t)) if matches!(kernel, Kernel::Int8(_)) => Some(t),
+            (None, Some(t)) => Some(t),
+            _ => None,
+        };
+        let mut x = if let Some(table) = int8_table {
+            let mut x = vec![0f32; tokens * h];
+            for ((row, id), p) in x.chunks_exact_mut(h).zip(&ids).zip(&positions) {
+                let id = *id as usize;
+                if id >= self.vocab {
+                    candle_core::bail!("token id {id} is outside the vocabulary of {}", self.vocab);
+                }
+                table.row(id, row);
+                let pos = &self.pos_rows[*p as usize * h..(*p as usize + 1) * h];
+                for ((a, p), t) in row.iter_mut().zip(pos).zip(&self.type0_row) {
+                    *a = (*a + p) + t;
+                }
+            }
+            x
+        } else {
+            let word = self
+                .word
+                .as_ref()
+                .ok_or_else(|| candle_core::Error::Msg("no vocabulary table loaded".into()))?;
+            let dev = Device::Cpu;
+            let ids = Tensor::from_vec(ids, tokens, &dev)?;
+            let positions = Tensor::from_vec(positions, tokens, &dev)?;
+            let emb = word
+                .forward(&ids)?
+                .to_dtype(DType::F32)?
+                .add(&self.pos.forward(&positions)?)?
+                .broadcast_add(&self.type0)?
+                .to_dtype(DType::F32)?;
+            emb.flatten_all()?.to_vec1::<f32>()?
+        };
         self.emb_ln.apply(&mut x, &[]);
 
         let units: Vec<HeadSlice> = spans
@@ -651,7 +981,8 @@ impl FastBert {
             .collect();
         let scale = 1.0 / (self.head_dim as f32).sqrt();
         for layer in &self.layers {
-            let [q, k, v] = [0, 1, 2].map(|i| layer.qkv[i].forward(&x, tokens, parallel));
+            let [q, k, v] = [0, 1, 2].map(|i| layer.qkv[i].forward(&x, tokens, kernel, parallel));
+            let (q, k, v) = (q?, k?, v?);
             let head = |at: &HeadSlice| attend(&q, &k, &v, h, self.head_dim, *at, scale);
             let heads: Vec<Vec<f32>> = if parallel {
                 units.par_iter().map(head).collect()
@@ -665,15 +996,15 @@ impl FastBert {
                     ctx[r..r + self.head_dim].copy_from_slice(o);
                 }
             }
-            let mut attn = layer.attn_out.forward(&ctx, tokens, parallel);
+            let mut attn = layer.attn_out.forward(&ctx, tokens, kernel, parallel)?;
             layer.attn_ln.apply(&mut attn, &x);
-            let mut inter = layer.inter.forward(&attn, tokens, parallel);
+            let mut inter = layer.inter.forward(&attn, tokens, kernel, parallel)?;
             match self.act {
                 HiddenAct::Gelu => gelu_erf(&mut inter),
                 HiddenAct::GeluApproximate => gelu_tanh(&mut inter),
                 HiddenAct::Relu => inter.iter_mut().for_each(|v| *v = v.max(0.0)),
             }
-            x = layer.out.forward(&inter, tokens, parallel);
+            x = layer.out.forward(&inter, tokens, kernel, parallel)?;
             layer.out_ln.apply(&mut x, &attn);
         }
         Ok(x)
@@ -730,6 +1061,60 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// After `retain`, a model holds only its plan's formats, runs both shapes with them and
+    /// gives what a model with every format gives with the same kernels.
+    #[test]
+    fn retain_keeps_what_the_plan_runs() {
+        use super::super::int8::Isa;
+        let config: Config = serde_json::from_value(serde_json::json!({
+            "vocab_size": 20, "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+            "intermediate_size": 128, "hidden_act": "gelu", "hidden_dropout_prob": 0.0,
+            "max_position_embeddings": 200, "type_vocab_size": 2, "initializer_range": 0.5,
+            "layer_norm_eps": 1e-12, "pad_token_id": 1, "classifier_dropout": null, "model_type": "bert"
+        }))
+        .expect("config");
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+        BertModel::load(vb.clone(), &config).expect("random weights");
+        let int8 = Kernel::Int8(Isa::Scalar);
+        let all = [Kernel::F32, int8];
+        let full = FastBert::load_for(vb.clone(), &config, &all, KernelPlan::uniform(Kernel::F32))
+            .expect("all formats");
+        let ids: Vec<u32> = (0..120).map(|i| (i * 7 % 20) as u32).collect();
+        let (small, large): (&[u32], &[u32]) = (&ids[..10], &ids);
+        for (query, batch) in [
+            (Kernel::F32, Kernel::F32),
+            (int8, Kernel::F32),
+            (Kernel::F32, int8),
+            (int8, int8),
+        ] {
+            let plan = KernelPlan { query, batch };
+            let mut m = FastBert::load_for(vb.clone(), &config, &all, plan).expect("load");
+            let before = m.weight_bytes();
+            m.retain(plan);
+            assert!(m.weight_bytes() < before, "{plan:?} dropped nothing");
+            for (seq, kernel) in [(small, query), (large, batch)] {
+                let got = m.forward_packed(&[seq], false).expect("forward");
+                let want = full
+                    .forward_packed_with(&[seq], false, kernel)
+                    .expect("full");
+                // The int8 kernels read the int8 vocabulary table; the full model has both
+                // and gives int8 kernels the int8 one too, unless f32 also runs.
+                if kernel == Kernel::F32 || plan == KernelPlan::uniform(int8) {
+                    assert_eq!(got, want, "{plan:?}, {} rows", seq.len());
+                } else {
+                    assert_eq!(got.len(), want.len());
+                }
+            }
+        }
+        let mut m = FastBert::load_for(vb, &config, &all, KernelPlan::uniform(int8)).expect("load");
+        m.retain(KernelPlan::uniform(int8));
+        assert!(
+            m.forward_packed_with(&[small], false, Kernel::F32).is_err(),
+            "f32 weights were dropped"
+        );
     }
 
     #[test]

@@ -13,6 +13,8 @@ pub mod e5s1;
 pub mod embedder;
 pub mod encoder;
 pub mod fast;
+pub mod int8;
+pub mod kernels;
 pub mod profile;
 
 use std::path::PathBuf;
@@ -22,6 +24,7 @@ pub use batch::QueryBatcher;
 pub use cache::VectorCache;
 pub use embedder::{CpuEngine, DeviceChoice, Embedder, LoadOptions};
 pub use encoder::Encoder;
+pub use kernels::{Kernel, KernelPlan, KernelRequest};
 pub use profile::{ModelProfile, Pooling};
 
 /// Everything that can go wrong while getting, loading or running an embedding model.

@@ -7,7 +7,11 @@ use std::time::Instant;
 
 use crate::progress::NoProgress;
 
-use super::{DeviceChoice, Embedder, FetchOptions, ModelFiles, ModelProfile, ensure_model};
+use super::int8::Isa;
+use super::{
+    DeviceChoice, Embedder, FetchOptions, Kernel, KernelPlan, KernelRequest, LoadOptions,
+    ModelFiles, ModelProfile, ensure_model,
+};
 
 /// Environment variable naming a converted model folder for these tests.
 const ENV_TEST_MODEL_DIR: &str = "WENDA_TEST_MODEL_DIR";
@@ -55,12 +59,20 @@ fn cosine(a: &[f32], b: &[f32]) -> f32 {
     dot / (na * nb)
 }
 
-#[test]
-#[cfg_attr(debug_assertions, ignore = "real model: run with cargo test --release")]
-#[cfg_attr(not(shared_data), ignore = "needs ../shared beside the checkout")]
-fn real_model_matches_reference() {
+/// The real model on the CPU with `kernel` for every shape.
+fn load_with(kernel: Kernel) -> Embedder {
     let (files, profile) = real_model();
-    let emb = Embedder::load(&files, &profile, DeviceChoice::Cpu.into()).expect("load real model");
+    let options = LoadOptions {
+        device: DeviceChoice::Cpu,
+        kernels: KernelRequest::Plan(KernelPlan::uniform(kernel)),
+        ..LoadOptions::default()
+    };
+    Embedder::load(&files, &profile, options).expect("load real model")
+}
+
+/// Embeds every reference text with `emb` (queries one by one, passages in one call) and
+/// checks token ids and cosine ≥ 0.999 against the reference embeddings; returns the vectors.
+fn check_reference(emb: &Embedder, label: &str) -> Vec<Vec<f32>> {
     assert_eq!(emb.dim(), 384);
     let refs = references();
     assert_eq!(refs.len(), 102);
@@ -73,6 +85,7 @@ fn real_model_matches_reference() {
         .collect();
     let batch = emb.embed_passages(&passages).expect("passages");
     let mut batch = batch.into_iter();
+    let mut vectors = Vec::new();
     for r in &refs {
         let (ids, v) = if r.mode == "query" {
             (
@@ -94,19 +107,126 @@ fn real_model_matches_reference() {
         let c = cosine(&v, &r.embedding);
         if c < MIN_REFERENCE_COSINE {
             eprintln!(
-                "low cosine {c:.6} for {} {} {:?}",
+                "{label}: low cosine {c:.6} for {} {} {:?}",
                 r.category, r.mode, r.text
             );
         }
         min_cos = min_cos.min(c);
+        vectors.push(v);
     }
     eprintln!(
-        "reference: {} texts, min cosine {min_cos:.6}, id mismatches {}",
+        "{label} reference: {} texts, min cosine {min_cos:.6}, id mismatches {}",
         refs.len(),
         id_mismatches.len()
     );
     assert!(id_mismatches.is_empty(), "{}", id_mismatches.join("\n"));
-    assert!(min_cos >= MIN_REFERENCE_COSINE, "min cosine {min_cos}");
+    assert!(
+        min_cos >= MIN_REFERENCE_COSINE,
+        "{label}: min cosine {min_cos}"
+    );
+    vectors
+}
+
+#[test]
+#[cfg_attr(debug_assertions, ignore = "real model: run with cargo test --release")]
+#[cfg_attr(not(shared_data), ignore = "needs ../shared beside the checkout")]
+fn real_model_matches_reference() {
+    check_reference(&load_with(Kernel::F32), "f32");
+}
+
+/// The scalar int8 kernel's reference vectors (checked once, shared by the kernel tests).
+fn scalar_vectors() -> &'static [Vec<f32>] {
+    static SCALAR: std::sync::OnceLock<Vec<Vec<f32>>> = std::sync::OnceLock::new();
+    SCALAR.get_or_init(|| check_reference(&load_with(Kernel::Int8(Isa::Scalar)), "int8-scalar"))
+}
+
+/// The int8 kernel for `isa` on the real model: the reference embeddings within 0.999, and
+/// the same vectors as the scalar kernel (all kernels compute the same sums).
+fn check_int8(isa: Isa) {
+    assert!(isa.supported(), "{}: {}", isa.name(), isa.missing());
+    if isa == Isa::Scalar {
+        scalar_vectors();
+        return;
+    }
+    let got = check_reference(&load_with(Kernel::Int8(isa)), isa.name());
+    assert!(
+        got == scalar_vectors(),
+        "{} differs from the scalar kernel",
+        isa.name()
+    );
+}
+
+#[test]
+#[cfg_attr(debug_assertions, ignore = "real model: run with cargo test --release")]
+#[cfg_attr(not(shared_data), ignore = "needs ../shared beside the checkout")]
+fn real_model_int8_scalar_matches_reference() {
+    check_int8(Isa::Scalar);
+}
+
+#[test]
+#[cfg_attr(debug_assertions, ignore = "real model: run with cargo test --release")]
+#[cfg_attr(not(shared_data), ignore = "needs ../shared beside the checkout")]
+#[cfg_attr(not(cpu_avx2), ignore = "this processor lacks AVX2 and FMA")]
+fn real_model_int8_avx2_matches_reference_and_scalar() {
+    check_int8(Isa::Avx2);
+}
+
+#[test]
+#[cfg_attr(debug_assertions, ignore = "real model: run with cargo test --release")]
+#[cfg_attr(not(shared_data), ignore = "needs ../shared beside the checkout")]
+#[cfg_attr(not(cpu_avxvnni), ignore = "this processor lacks AVX-VNNI")]
+fn real_model_int8_avxvnni_matches_reference_and_scalar() {
+    check_int8(Isa::AvxVnni);
+}
+
+#[test]
+#[cfg_attr(debug_assertions, ignore = "real model: run with cargo test --release")]
+#[cfg_attr(not(shared_data), ignore = "needs ../shared beside the checkout")]
+#[cfg_attr(not(cpu_avx512vnni), ignore = "this processor lacks AVX-512 F/BW/VNNI")]
+fn real_model_int8_avx512vnni_matches_reference_and_scalar() {
+    check_int8(Isa::Avx512Vnni);
+}
+
+/// The default load measures the kernels, keeps only the chosen formats and passes the
+/// reference check with them; a second load reuses the cached measurement.
+#[test]
+#[cfg_attr(debug_assertions, ignore = "real model: run with cargo test --release")]
+#[cfg_attr(not(shared_data), ignore = "needs ../shared beside the checkout")]
+fn real_model_auto_kernels_match_reference() {
+    let (files, profile) = real_model();
+    let emb = Embedder::load(&files, &profile, DeviceChoice::Cpu.into()).expect("load");
+    let plan = emb.kernel_plan().expect("our encoder");
+    // The probe's batch must take the batch path.
+    let batch_tokens: usize = super::kernels::PROBE_PASSAGES
+        .iter()
+        .map(|p| emb.passage_ids(p).expect("ids").len() + 2)
+        .sum();
+    assert!(
+        batch_tokens > super::fast::SMALL_M_ROWS,
+        "{batch_tokens} tokens"
+    );
+    eprintln!("probe batch: {batch_tokens} tokens");
+    check_reference(
+        &emb,
+        &format!("auto {} / {}", plan.query.name(), plan.batch.name()),
+    );
+    let key = super::kernels::ProbeKey::current(emb.model_id());
+    assert!(
+        super::kernels::cached(&files.dir, &key).is_some(),
+        "measurement cached"
+    );
+    let f32_bytes = load_with(Kernel::F32).weight_bytes();
+    eprintln!(
+        "weights held: auto {} MB, f32 {} MB",
+        emb.weight_bytes() / 1_000_000,
+        f32_bytes / 1_000_000
+    );
+    if plan.kernels().iter().all(|k| matches!(k, Kernel::Int8(_))) {
+        assert!(
+            emb.weight_bytes() * 3 < f32_bytes,
+            "only int8 weights are held"
+        );
+    }
 }
 
 /// ~300-character chunks of the shared corpus, like the index's passages.
