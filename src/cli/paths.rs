@@ -55,9 +55,10 @@ pub struct Paths {
     /// Network for the model on the CPU: fast (ours) or candle (candle's BertModel, for comparisons).
     #[arg(long, global = true, value_enum, env = "WENDA_EMBED_ENGINE", default_value_t = CpuEngine::Fast)]
     pub cpu_engine: CpuEngine,
-    /// Kernels of the CPU encoder's linear layers: auto (measured at load against f32,
-    /// cached in the model folder), f32, or int8 (the best this processor supports).
-    #[arg(long, global = true, value_enum, env = "WENDA_KERNEL", default_value_t = KernelFlag::Auto)]
+    /// Kernels of the CPU encoder's linear layers: f32, auto (measured at load against f32,
+    /// cached in the model folder), or int8 (the best this processor supports). f32 stays
+    /// the default until the load-time probe is robust on a busy machine (issue #19).
+    #[arg(long, global = true, value_enum, env = "WENDA_KERNEL", default_value_t = KernelFlag::F32)]
     pub kernel: KernelFlag,
     /// BM25 only: do not load the embedding model (dense and hybrid modes are then unavailable).
     #[arg(long, global = true)]
