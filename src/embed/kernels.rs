@@ -143,9 +143,10 @@ impl KernelPlan {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum KernelRequest {
     /// Measure at load (or reuse the cached measurement) and take the fastest that passes.
-    #[default]
     Auto,
-    /// f32 for every shape (the encoder as before int8 kernels existed).
+    /// f32 for every shape (the encoder as before int8 kernels existed); the default until
+    /// the load-time probe is robust on a busy machine (issue #19).
+    #[default]
     F32,
     /// The best int8 kernel this processor supports for every shape, unmeasured.
     Int8,
