@@ -194,7 +194,12 @@ fn real_model_int8_avx512vnni_matches_reference_and_scalar() {
 #[cfg_attr(not(shared_data), ignore = "needs ../shared beside the checkout")]
 fn real_model_auto_kernels_match_reference() {
     let (files, profile) = real_model();
-    let emb = Embedder::load(&files, &profile, DeviceChoice::Cpu.into()).expect("load");
+    let options = LoadOptions {
+        device: DeviceChoice::Cpu,
+        kernels: KernelRequest::Auto,
+        ..LoadOptions::default()
+    };
+    let emb = Embedder::load(&files, &profile, options).expect("load");
     let plan = emb.kernel_plan().expect("our encoder");
     // The probe's batch must take the batch path.
     let batch_tokens: usize = super::kernels::PROBE_PASSAGES
