@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use common::TestServer;
-use wenda::embed::{DeviceChoice, Embedder, FetchOptions, ModelProfile, ensure_model};
 use wenda::eval::{load_questions, run};
 use wenda::progress::NoProgress;
 use wenda::retrieve::{Engine, Mode, SearchRequest};
@@ -17,12 +16,7 @@ fn engine() -> Arc<Engine> {
     static ENGINE: OnceLock<(tempfile::TempDir, Arc<Engine>)> = OnceLock::new();
     ENGINE
         .get_or_init(|| {
-            let profile = ModelProfile::default();
-            let models = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models");
-            let files = ensure_model(&profile, &models, &FetchOptions::default(), &NoProgress)
-                .expect("model available");
-            let embedder =
-                Embedder::load(&files, &profile, DeviceChoice::Cpu.into()).expect("model loads");
+            let embedder = common::real_embedder();
             let dir = tempfile::tempdir().unwrap();
             let engine = common::engine(dir.path().to_path_buf(), Some(Arc::new(embedder)));
             (dir, Arc::new(engine))
@@ -160,11 +154,7 @@ fn the_server_answers_concurrent_hybrid_searches_and_english_questions() {
 fn overlapping_embedding_calls_give_the_same_vectors() {
     // A call running alone spreads over all cores; calls that overlap run one thread
     // each. Both paths must compute the same embedding.
-    let profile = ModelProfile::default();
-    let models = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models");
-    let files = ensure_model(&profile, &models, &FetchOptions::default(), &NoProgress)
-        .expect("model available");
-    let embedder = Embedder::load(&files, &profile, DeviceChoice::Cpu.into()).expect("model loads");
+    let embedder = common::real_embedder();
     let questions = [
         "政务大模型由哪些企业建设？",
         "What is MaaS?",
@@ -200,12 +190,7 @@ fn overlapping_embedding_calls_give_the_same_vectors() {
 #[cfg_attr(debug_assertions, ignore = "real model: run with cargo test --release")]
 fn batched_concurrent_queries_get_the_vectors_they_would_get_alone() {
     use wenda::embed::{Encoder, QueryBatcher};
-    let profile = ModelProfile::default();
-    let models = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models");
-    let files = ensure_model(&profile, &models, &FetchOptions::default(), &NoProgress)
-        .expect("model available");
-    let embedder =
-        Arc::new(Embedder::load(&files, &profile, DeviceChoice::Cpu.into()).expect("model loads"));
+    let embedder = Arc::new(common::real_embedder());
     let questions = [
         "政务大模型由哪些企业建设？",
         "What is MaaS?",

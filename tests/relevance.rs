@@ -4,12 +4,12 @@
 //! in Chinese and in English, are refused and say which words the reports lack.
 //! Release profile only: candle in a debug build is far too slow.
 
-use std::path::PathBuf;
+mod common;
+
 use std::sync::{Arc, OnceLock};
 
 use wenda::answer::{AskRequest, DEFAULT_ANSWER_PASSAGES, MissingFrom, NOT_MENTIONED, ask};
 use wenda::corpus::{Citation, Passage};
-use wenda::embed::{DeviceChoice, Embedder, FetchOptions, ModelProfile, ensure_model};
 use wenda::progress::NoProgress;
 use wenda::retrieve::{Engine, Fusion};
 
@@ -31,12 +31,7 @@ fn engine() -> Arc<Engine> {
     static ENGINE: OnceLock<(tempfile::TempDir, Arc<Engine>)> = OnceLock::new();
     ENGINE
         .get_or_init(|| {
-            let profile = ModelProfile::default();
-            let models = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models");
-            let files = ensure_model(&profile, &models, &FetchOptions::default(), &NoProgress)
-                .expect("model available");
-            let embedder =
-                Embedder::load(&files, &profile, DeviceChoice::Cpu.into()).expect("model loads");
+            let embedder = common::real_embedder();
             let mut offset = 0;
             let passages: Vec<Passage> = PARAGRAPHS
                 .iter()

@@ -15,6 +15,17 @@ use wenda::progress::NoProgress;
 use wenda::retrieve::{Engine, EngineConfig, Fusion, RebuildPolicy};
 use wenda::server::{self, AppState};
 
+/// The real embedding model from the crate's `models/` folder (fetched when missing), on
+/// the CPU with the default kernels.
+pub fn real_embedder() -> wenda::embed::Embedder {
+    use wenda::embed::{DeviceChoice, Embedder, FetchOptions, ModelProfile, ensure_model};
+    let profile = ModelProfile::default();
+    let models = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models");
+    let files = ensure_model(&profile, &models, &FetchOptions::default(), &NoProgress)
+        .expect("model available");
+    Embedder::load(&files, &profile, DeviceChoice::Cpu.into()).expect("model loads")
+}
+
 /// The crate's own corpus folder.
 pub fn corpus_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("corpus")
