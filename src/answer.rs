@@ -346,6 +346,12 @@ impl Relevance {
 /// hold; chosen by that rule, not fitted (no other value was tried).
 pub const ABSENT_WEIGHT_RATIO: f32 = 1.0;
 
+/// What a question's verb that no passage contains ([`Analyzer::activity_words`]: 殡葬, 外卖,
+/// 充电) weighs against the question, as a share of an absent naming word: an activity
+/// the reports never describe is a facet they lack, but a verb is also how a person
+/// paraphrases ("把智能客服当作切入口"), so it says less than a noun.
+pub const ABSENT_ACTIVITY_SHARE: f32 = 0.5;
+
 /// The words of `question` the reports lack and the weights that decide
 /// ([`Relevance`]). For a question in Chinese the words are its naming words
 /// ([`Analyzer::naming_words`]); for one in another language its common (not
@@ -364,6 +370,9 @@ pub fn relevance(
     let mut relevance = Relevance::default();
     let mut present = Vec::new();
     let mut absent = Vec::new();
+    // Absent words that name an activity rather than a thing weigh
+    // [`ABSENT_ACTIVITY_SHARE`] of an absent naming word.
+    let mut absent_activities = 0usize;
     if in_chinese(question) {
         for word in analyzer.naming_words(question) {
             if in_collection(engine, &word) {
@@ -372,12 +381,20 @@ pub fn relevance(
                 absent.push(word);
             }
         }
+        for word in analyzer.activity_words(question) {
+            if !absent.contains(&word) && !in_collection(engine, &word) {
+                absent.push(word);
+                absent_activities += 1;
+            }
+        }
     } else {
         relevance.cross_lingual = true;
         absent = engine.unused_english_words(&common_words(question));
         present = translated.to_vec();
     }
-    relevance.absent_weight = absent.len() as f32 * idf(0.0);
+    relevance.absent_weight = ((absent.len() - absent_activities) as f32
+        + ABSENT_ACTIVITY_SHARE * absent_activities as f32)
+        * idf(0.0);
     relevance.missing = absent
         .into_iter()
         .map(|term| MissingTerm {
@@ -541,6 +558,14 @@ pub fn ask_with(engine: &Engine, request: &AskRequest, llm: Option<&LlmClient>) 
     // shares with it: the reports do not speak of it, however close in meaning the
     // passages about the rest of the question are.
     let unmentioned = relevance.unmentioned();
+    tracing::debug!(
+        absent = relevance.absent_weight,
+        matched = relevance.matched_weight,
+        unmentioned,
+        missing = ?relevance.missing,
+        "relevance of {:?}",
+        request.question
+    );
     if unmentioned {
         confidence = confidence.min(MISSING_TERM_CONFIDENCE);
     }

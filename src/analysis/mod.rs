@@ -328,8 +328,9 @@ impl Analyzer {
     /// The words of `text` that name things, for deciding what a question is about:
     /// jieba's nouns (tags `n…`), verbal nouns (`vn`), time words (`t`: 婚庆),
     /// abbreviations (`j`) and words it does not know (`x`, `eng`); not verbs (`v`): on
-    /// dev, questions in everyday words ("帮上什么忙", "当作") were refused for them,
-    /// although 外卖, 快递 and 殡葬 are tagged verbs too, two characters or more, stop words left out, in
+    /// dev, questions in everyday words ("帮上什么忙", "当作") were refused for them (外卖,
+    /// 快递 and 殡葬 are tagged verbs too: [`Analyzer::activity_words`] gives those, weighed
+    /// less), two characters or more, stop words left out, in
     /// first-seen order (folded like [`Analyzer::analyze`]).
     pub fn naming_words(&self, text: &str) -> Vec<String> {
         let folded = fold_traditional(text.chars().map(fold_width).collect());
@@ -340,6 +341,31 @@ impl Analyzer {
             if naming
                 && word.chars().count() >= 2
                 && word.chars().all(|c| c.is_alphanumeric())
+                && !is_stop_word(&word)
+                && !out.contains(&word)
+            {
+                out.push(word);
+            }
+        }
+        out
+    }
+
+    /// The words of `text` that name an activity: jieba's verbs (tags `v…` other than the
+    /// verbal nouns of [`Analyzer::naming_words`]) of two characters or more that are in
+    /// jieba's dictionary, stop words left out. An activity the reports never describe
+    /// (殡葬, 外卖, 充电) is a facet they lack; words jieba's HMM makes up from unknown
+    /// character runs (缺好, 差在) are segmentation artefacts, not activities, and are left
+    /// out.
+    pub fn activity_words(&self, text: &str) -> Vec<String> {
+        let folded = fold_traditional(text.chars().map(fold_width).collect());
+        let mut out: Vec<String> = Vec::new();
+        for t in self.jieba.tag(&folded, true) {
+            let word = t.word.trim().to_lowercase();
+            if t.tag.starts_with('v')
+                && t.tag != "vn"
+                && word.chars().count() >= 2
+                && word.chars().all(|c| c.is_alphanumeric())
+                && self.jieba.has_word(t.word)
                 && !is_stop_word(&word)
                 && !out.contains(&word)
             {
@@ -433,6 +459,39 @@ impl TokenStream for AnalyzedTokenStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn activities_are_dictionary_verbs_and_naming_words_are_nouns() {
+        let analyzer = Analyzer::new();
+        let question = "殡葬行业的大模型应用现状如何？";
+        assert!(
+            analyzer
+                .activity_words(question)
+                .contains(&"殡葬".to_string())
+        );
+        assert!(
+            !analyzer
+                .naming_words(question)
+                .contains(&"殡葬".to_string())
+        );
+        assert!(
+            !analyzer
+                .activity_words(question)
+                .contains(&"行业".to_string())
+        );
+        assert!(
+            analyzer
+                .activity_words("外卖平台的客服每天处理多少订单？")
+                .contains(&"外卖".to_string())
+        );
+        // Runs jieba's HMM glues together are not dictionary words, so not activities.
+        assert!(
+            !analyzer
+                .activity_words("大模型训练缺好数据这件事")
+                .iter()
+                .any(|w| w == "缺好")
+        );
+    }
 
     #[test]
     fn the_question_language_goes_by_its_letters() {

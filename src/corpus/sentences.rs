@@ -85,6 +85,9 @@ const CLAUSE_MARKS: &[char] = &[
 /// space after a short Chinese piece is where a heading line ended. `None` when the
 /// sentence opens on prose.
 pub fn leading_heading(sentence: &str) -> Option<usize> {
+    if let Some(at) = running_header(sentence) {
+        return Some(at);
+    }
     let (at, separator) = sentence
         .char_indices()
         .find(|(_, c)| BULLETS.contains(c) && *c != '-' && *c != '*')?;
@@ -97,6 +100,40 @@ pub fn leading_heading(sentence: &str) -> Option<usize> {
         && rest.chars().count() >= MIN_SENTENCE_CHARS;
     heading_like.then(|| sentence.len() - rest.len())
 }
+
+/// The length in bytes of a publisher's running header that opens `sentence`: its name in
+/// letter-spaced capitals, words joined by "·" ("THE · FIRST · NEW · VOICE"), which the
+/// PDF extraction glues to the first line of the page's text. At least
+/// [`MIN_RUNNING_HEADER_WORDS`] capitalised Latin words with a "·" between each two;
+/// `None` otherwise.
+fn running_header(sentence: &str) -> Option<usize> {
+    let mut words = 0;
+    let mut end = 0;
+    let mut rest = sentence;
+    loop {
+        let word_len = rest
+            .find(|c: char| !c.is_ascii_uppercase())
+            .unwrap_or(rest.len());
+        if word_len == 0 {
+            break;
+        }
+        words += 1;
+        end = sentence.len() - rest.len() + word_len;
+        let after = rest[word_len..].trim_start_matches(' ');
+        match after.strip_prefix('·') {
+            Some(next) => rest = next.trim_start_matches(' '),
+            None => break,
+        }
+    }
+    (words >= MIN_RUNNING_HEADER_WORDS).then(|| {
+        let tail = &sentence[end..];
+        end + (tail.len() - tail.trim_start_matches(' ').len())
+    })
+}
+
+/// Capitalised words a running header has at least ([`running_header`]): two, so that
+/// one acronym before a "·" ("AI · 大模型") is not taken for one.
+const MIN_RUNNING_HEADER_WORDS: usize = 2;
 
 /// `sentence` without the headings that open it ([`leading_heading`]; a section title
 /// and a subsection title can both be there) and the bullets after them.
@@ -165,11 +202,25 @@ pub const MIN_PROSE_HAN_SHARE: f32 = 0.4;
 pub const MIN_CHARS_PER_PIECE: usize = 8;
 
 /// Version of the rules above, part of the index settings: sentence vectors are stored
-/// in this order, so changing a rule must rebuild the index.
-pub const SENTENCE_RULES_VERSION: &str = "readable-sentences-v3";
+/// in this order, so changing a rule must rebuild the index. v4: running headers in spaced
+/// capitals ([`running_header`]) are stripped like headings.
+pub const SENTENCE_RULES_VERSION: &str = "readable-sentences-v4";
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_running_header_in_spaced_capitals_is_not_an_answer_opening() {
+        let s = "THE · FIRST · NEW · VOICE研究范畴及目的 2018年，OpenAI发布第一个生成式预训练模型GPT-1。";
+        assert!(opens_with_furniture(s, ""));
+        assert_eq!(
+            without_leading_headings(s),
+            "2018年，OpenAI发布第一个生成式预训练模型GPT-1。"
+        );
+        // One acronym and a bullet is prose, not a header.
+        assert_eq!(running_header("AI · 大模型在金融行业的应用"), None);
+        assert_eq!(running_header("GPT-3模型的参数规模达到了1750亿"), None);
+    }
     use super::*;
 
     #[test]
