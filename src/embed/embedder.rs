@@ -139,6 +139,8 @@ pub struct Embedder {
     /// own thread only: the cores are already busy, and splitting each matrix product over
     /// them would add synchronization without adding throughput.
     in_flight: AtomicUsize,
+    /// How the kernels were chosen (the `encoder kernels:` log line; empty for candle's model).
+    kernel_note: String,
 }
 
 /// Counts one embedding call in [`Embedder::in_flight`] while alive.
@@ -309,6 +311,7 @@ impl Embedder {
                 note
             };
             info!("encoder kernels: {note}");
+            emb.kernel_note = note;
             release_freed_memory();
         }
         info!(model = %emb.model_id, dim = emb.dim, device = ?emb.device, source = %files.source, weights_mb = emb.weight_bytes() / 1_000_000, "embedding model loaded");
@@ -321,6 +324,12 @@ impl Embedder {
             Engine::Fast(m) => Some(m.plan()),
             Engine::Candle(_) => None,
         }
+    }
+
+    /// How the encoder's kernels were chosen, as logged at load (`query=… batch=… (…)`;
+    /// empty for candle's `BertModel`).
+    pub fn kernel_note(&self) -> &str {
+        &self.kernel_note
     }
 
     /// Bytes of model weights held by our CPU encoder (0 for candle's `BertModel`).
@@ -494,6 +503,7 @@ impl Embedder {
             tail_ids,
             pad_id,
             in_flight: AtomicUsize::new(0),
+            kernel_note: String::new(),
         })
     }
 

@@ -1,7 +1,8 @@
 //! Which kernel family runs the CPU encoder's linear layers, per input shape: chosen by
 //! measurement when the model loads, not by assumption about the processor.
 //!
-//! At load (`--kernel auto`, the default) the encoder runs a fixed probe, a short query and
+//! At load with `--kernel auto` (the default is f32 until int8 meets the issue's accuracy bar, see
+//! [`KernelRequest`]) the encoder runs a fixed probe, a short query and
 //! a passage-length batch, with f32 and with each int8 kernel this processor supports,
 //! checks every int8 output against f32's (cosine ≥ [`MIN_PROBE_COSINE`] for every
 //! embedding), and takes for each shape the fastest kernel that passed (f32 when none beats
@@ -144,8 +145,10 @@ impl KernelPlan {
 pub enum KernelRequest {
     /// Measure at load (or reuse the cached measurement) and take the fastest that passes.
     Auto,
-    /// f32 for every shape (the encoder as before int8 kernels existed); the default until
-    /// the load-time probe is robust on a busy machine (issue #19).
+    /// f32 for every shape (the encoder as before int8 kernels existed). The default: with
+    /// int8 the dev sets move by more than the issue's 0.005 (a question or two changes rank)
+    /// and an English answer test question sitting 0.0009 above the answer gate's threshold
+    /// falls below it (issue #19).
     #[default]
     F32,
     /// The best int8 kernel this processor supports for every shape, unmeasured.
