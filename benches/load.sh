@@ -58,8 +58,8 @@ run_server() {
     wait "$pid" 2>/dev/null || true
 }
 
-run_server "batched queries (default)" selected
-run_server "one query at a time (--no-query-batching)" unbatched --no-query-batching
+run_server "batched queries, kernels chosen at load (--kernel auto)" selected --kernel auto
+run_server "one query at a time (--no-query-batching, --kernel auto)" unbatched --kernel auto --no-query-batching
 run_server "batched queries, f32 kernels (--kernel f32)" f32 --kernel f32
 rps() { awk '/^Requests\/sec/ {print $2}' "$out/$1.wrk"; }
 python3 - "$(rps selected)" "$(rps f32)" "$(cat "$out/selected.rss")" "$(cat "$out/f32.rss")" <<'PY'

@@ -57,7 +57,7 @@ pub struct Paths {
     pub cpu_engine: CpuEngine,
     /// Kernels of the CPU encoder's linear layers: f32, auto (measured at load against f32,
     /// cached in the model folder), or int8 (the best this processor supports). f32 stays
-    /// the default until the load-time probe is robust on a busy machine (issue #19).
+    /// the default while int8 moves the dev sets' figures by more than 0.005 (issue #19).
     #[arg(long, global = true, value_enum, env = "WENDA_KERNEL", default_value_t = KernelFlag::F32)]
     pub kernel: KernelFlag,
     /// BM25 only: do not load the embedding model (dense and hybrid modes are then unavailable).

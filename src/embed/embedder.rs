@@ -139,6 +139,8 @@ pub struct Embedder {
     /// own thread only: the cores are already busy, and splitting each matrix product over
     /// them would add synchronization without adding throughput.
     in_flight: AtomicUsize,
+    /// How the kernels were chosen (the `encoder kernels:` log line; empty for candle's model).
+    kernel_note: String,
 }
 
 /// Counts one embedding call in [`Embedder::in_flight`] while alive.
@@ -280,15 +282,23 @@ impl Embedder {
             let note = if note.is_empty() {
                 let started = std::time::Instant::now();
                 let measured = emb.probe_kernels(&kernels[1..])?;
-                let plan = kernels::choose(&measured);
+                let decision = kernels::decide(&measured);
+                let plan = decision.plan;
                 if let Engine::Fast(m) = &mut emb.model {
                     m.retain(plan);
                 }
-                if let Err(e) = kernels::store(&files.dir, &key, &measured) {
-                    tracing::warn!("could not cache the kernel measurement: {e}");
-                }
+                let cache_note = match &decision.uncached {
+                    Some(why) => format!("not cached: {why}"),
+                    None => match kernels::store(&files.dir, &key, &measured) {
+                        Ok(()) => "cached".to_string(),
+                        Err(e) => {
+                            tracing::warn!("could not cache the kernel measurement: {e}");
+                            "not cached: write failed".to_string()
+                        }
+                    },
+                };
                 format!(
-                    "{}, probe {:.0} ms",
+                    "{}, probe {:.0} ms, {cache_note}",
                     kernels::describe(plan, &measured, false),
                     started.elapsed().as_secs_f64() * 1000.0
                 )
@@ -301,6 +311,7 @@ impl Embedder {
                 note
             };
             info!("encoder kernels: {note}");
+            emb.kernel_note = note;
             release_freed_memory();
         }
         info!(model = %emb.model_id, dim = emb.dim, device = ?emb.device, source = %files.source, weights_mb = emb.weight_bytes() / 1_000_000, "embedding model loaded");
@@ -315,6 +326,12 @@ impl Embedder {
         }
     }
 
+    /// How the encoder's kernels were chosen, as logged at load (`query=… batch=… (…)`;
+    /// empty for candle's `BertModel`).
+    pub fn kernel_note(&self) -> &str {
+        &self.kernel_note
+    }
+
     /// Bytes of model weights held by our CPU encoder (0 for candle's `BertModel`).
     pub fn weight_bytes(&self) -> usize {
         match &self.model {
@@ -326,10 +343,18 @@ impl Embedder {
     /// Times the probe (a query and a passage batch, [`kernels::PROBE_QUERY`],
     /// [`kernels::PROBE_PASSAGES`]) with f32 and each of `candidates`, and compares their
     /// embeddings with f32's. The encoder must hold the weights of all of them.
+    ///
+    /// After one untimed f32 query (thread pool and allocator warm-up), the first round runs
+    /// every kernel on both shapes (checked against f32 and timed); later rounds run only f32
+    /// and, per shape, the fastest int8 kernel that passed, alternating and in a rotating
+    /// order so that a burst of load from another process falls on all of them alike. Rounds
+    /// go on until [`kernels::MIN_PROBE_ROUNDS`] are done and [`kernels::PROBE_BUDGET_MS`]
+    /// has passed, at most [`kernels::MAX_PROBE_ROUNDS`]; each kernel's best time counts.
     fn probe_kernels(&self, candidates: &[Kernel]) -> Result<Vec<ProbeMeasurement>, EmbedError> {
         let Engine::Fast(m) = &self.model else {
             return Ok(Vec::new());
         };
+        let started = std::time::Instant::now();
         let wrap = |content: Vec<u32>| {
             let mut windows = Vec::new();
             self.windows(0, &content, &mut windows);
@@ -349,37 +374,74 @@ impl Embedder {
             let ms = started.elapsed().as_secs_f64() * 1000.0;
             Ok::<_, EmbedError>((ms, self.pool_packed(&hidden, &seqs)))
         };
-        // The query runs twice (the first checks the outputs and warms up, the second is
-        // timed); the batch once, checked and timed: the whole probe stays near 200 ms.
-        let measure = |kernel: Kernel| {
-            let (_, mut out) = run(&query, kernel)?;
-            let query_ms = run(&query, kernel)?.0;
-            let (batch_ms, batch) = run(&passages, kernel)?;
+        run(&query, Kernel::F32)?;
+        let kernels: Vec<Kernel> = std::iter::once(Kernel::F32)
+            .chain(candidates.iter().copied())
+            .collect();
+        // Per kernel: query times, batch times, embeddings of the first round.
+        let mut times: Vec<(Vec<f64>, Vec<f64>)> = vec![Default::default(); kernels.len()];
+        let mut outputs: Vec<Vec<Vec<f32>>> = Vec::with_capacity(kernels.len());
+        for (i, kernel) in kernels.iter().enumerate() {
+            let (q_ms, mut out) = run(&query, *kernel)?;
+            let (b_ms, batch) = run(&passages, *kernel)?;
             out.extend(batch);
-            Ok::<_, EmbedError>((query_ms, batch_ms, out))
-        };
-        let (query_ms, batch_ms, reference) = measure(Kernel::F32)?;
-        let mut measured = vec![ProbeMeasurement {
-            kernel: Kernel::F32.name().into(),
-            query_ms,
-            batch_ms,
-            min_cosine: 1.0,
-        }];
-        for kernel in candidates {
-            let (query_ms, batch_ms, out) = measure(*kernel)?;
-            let min_cosine = out
-                .iter()
-                .zip(&reference)
-                .map(|(a, b)| cosine(a, b))
-                .fold(f32::INFINITY, f32::min);
-            measured.push(ProbeMeasurement {
-                kernel: kernel.name().into(),
-                query_ms,
-                batch_ms,
-                min_cosine,
-            });
+            times[i].0.push(q_ms);
+            times[i].1.push(b_ms);
+            outputs.push(out);
         }
-        Ok(measured)
+        let min_cosine: Vec<f32> = outputs
+            .iter()
+            .map(|out| {
+                out.iter()
+                    .zip(&outputs[0])
+                    .map(|(a, b)| cosine(a, b))
+                    .fold(f32::INFINITY, f32::min)
+            })
+            .collect();
+        // The finalists per shape: f32 and the fastest passing int8 kernel of round one.
+        let finalist = |shape: usize| {
+            (1..kernels.len())
+                .filter(|&i| min_cosine[i] >= kernels::MIN_PROBE_COSINE)
+                .min_by(|&a, &b| {
+                    let t = |i: usize| {
+                        if shape == 0 {
+                            times[i].0[0]
+                        } else {
+                            times[i].1[0]
+                        }
+                    };
+                    t(a).total_cmp(&t(b))
+                })
+        };
+        let finalists: [Vec<usize>; 2] =
+            [0, 1].map(|shape| std::iter::once(0).chain(finalist(shape)).collect());
+        let mut rounds = 1;
+        while finalists.iter().any(|f| f.len() > 1)
+            && rounds < kernels::MAX_PROBE_ROUNDS
+            && (rounds < kernels::MIN_PROBE_ROUNDS
+                || started.elapsed().as_secs_f64() * 1000.0 < kernels::PROBE_BUDGET_MS)
+        {
+            for (shape, finalists) in finalists.iter().enumerate() {
+                let n = finalists.len();
+                for j in 0..n {
+                    let i = finalists[(j + rounds) % n];
+                    if shape == 0 {
+                        let ms = run(&query, kernels[i])?.0;
+                        times[i].0.push(ms);
+                    } else {
+                        let ms = run(&passages, kernels[i])?.0;
+                        times[i].1.push(ms);
+                    }
+                }
+            }
+            rounds += 1;
+        }
+        Ok(kernels
+            .iter()
+            .zip(&times)
+            .zip(&min_cosine)
+            .map(|((k, (q, b)), cos)| ProbeMeasurement::from_times(*k, q, b, *cos))
+            .collect())
     }
 
     /// Builds an embedder from a loaded network and tokenizer (used by `load` and tests).
@@ -441,6 +503,7 @@ impl Embedder {
             tail_ids,
             pad_id,
             in_flight: AtomicUsize::new(0),
+            kernel_note: String::new(),
         })
     }
 

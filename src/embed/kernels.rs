@@ -1,7 +1,8 @@
 //! Which kernel family runs the CPU encoder's linear layers, per input shape: chosen by
 //! measurement when the model loads, not by assumption about the processor.
 //!
-//! At load (`--kernel auto`, the default) the encoder runs a fixed probe, a short query and
+//! At load with `--kernel auto` (the default is f32 until int8 meets the issue's accuracy bar, see
+//! [`KernelRequest`]) the encoder runs a fixed probe, a short query and
 //! a passage-length batch, with f32 and with each int8 kernel this processor supports,
 //! checks every int8 output against f32's (cosine ≥ [`MIN_PROBE_COSINE`] for every
 //! embedding), and takes for each shape the fastest kernel that passed (f32 when none beats
@@ -144,8 +145,10 @@ impl KernelPlan {
 pub enum KernelRequest {
     /// Measure at load (or reuse the cached measurement) and take the fastest that passes.
     Auto,
-    /// f32 for every shape (the encoder as before int8 kernels existed); the default until
-    /// the load-time probe is robust on a busy machine (issue #19).
+    /// f32 for every shape (the encoder as before int8 kernels existed). The default: with
+    /// int8 the dev sets move by more than the issue's 0.005 (a question or two changes rank)
+    /// and an English answer test question sitting 0.0009 above the answer gate's threshold
+    /// falls below it (issue #19).
     #[default]
     F32,
     /// The best int8 kernel this processor supports for every shape, unmeasured.
@@ -154,6 +157,37 @@ pub enum KernelRequest {
     Plan(KernelPlan),
 }
 
+/// How much faster than f32 an int8 kernel must be on a probe shape to be chosen: its best
+/// time at most this fraction of f32's. Int8 embeddings differ from f32's (cosine ≥
+/// [`MIN_PROBE_COSINE`], not 1), so a kernel that is only about as fast is not worth it,
+/// and a near tie says little on a busy machine: on the 2-core Xeon (AVX-512 VNNI), with
+/// another embedding job running, three loads in a row measured int8-avx512vnni at
+/// 0.47–0.58× f32 on the query and 0.50–0.66× on the batch, its best batch time moving by
+/// up to 30% between loads. A 10% margin never turns such a win away, and keeps f32 where
+/// int8 only ties (the issue allows the selected path at most 2% slower than f32).
+/// Within the margin f32 stays and the result is not cached, so the next load measures again.
+pub const INT8_WIN_RATIO: f64 = 0.9;
+
+/// Largest spread between a kernel's two best probe times on a shape (`second / best − 1`)
+/// for the measurement to count as quiet. Beyond it the machine was visibly busy during the
+/// probe: the choice stands for this process but is not cached. 0.25 is well above the
+/// spread of a quiet machine (a few percent) and below what another process taking a core
+/// for part of a run causes.
+pub const MAX_PROBE_SPREAD: f64 = 0.25;
+
+/// Timed rounds of the probe: at least this many (each kernel's best of them counts). With
+/// two, the first round's cold query times made the spread of the two best 67–93% on the
+/// busy Xeon; the query rounds are cheap (7–14 ms).
+pub const MIN_PROBE_ROUNDS: usize = 3;
+
+/// Timed rounds of the probe: at most this many.
+pub const MAX_PROBE_ROUNDS: usize = 5;
+
+/// Time after which the probe starts no further round once [`MIN_PROBE_ROUNDS`] are done
+/// (the issue's budget for the whole probe: about 200 ms). The first round times every
+/// candidate; later rounds only f32 and the fastest int8 kernel per shape.
+pub const PROBE_BUDGET_MS: f64 = 200.0;
+
 /// One kernel's probe result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProbeMeasurement {
@@ -161,41 +195,152 @@ pub struct ProbeMeasurement {
     pub kernel: String,
     /// Best time of the probe query, in milliseconds.
     pub query_ms: f64,
-    /// Time of the probe batch, in milliseconds.
+    /// Best time of the probe batch, in milliseconds.
     pub batch_ms: f64,
     /// Lowest cosine of its embeddings against f32's (1 for f32).
     pub min_cosine: f32,
+    /// Spread of its two best query times (`second / best − 1`; 0 with one time).
+    #[serde(default)]
+    pub query_spread: f64,
+    /// Spread of its two best batch times.
+    #[serde(default)]
+    pub batch_spread: f64,
 }
 
 impl ProbeMeasurement {
+    /// The measurement of `kernel` from its times per shape (in any order) and its check.
+    pub fn from_times(kernel: Kernel, query_ms: &[f64], batch_ms: &[f64], min_cosine: f32) -> Self {
+        let best_two = |times: &[f64]| {
+            let mut t = times.to_vec();
+            t.sort_by(f64::total_cmp);
+            let best = t.first().copied().unwrap_or(f64::INFINITY);
+            let spread = t.get(1).map_or(0.0, |second| second / best - 1.0);
+            (best, spread)
+        };
+        let (query_ms, query_spread) = best_two(query_ms);
+        let (batch_ms, batch_spread) = best_two(batch_ms);
+        ProbeMeasurement {
+            kernel: kernel.name().into(),
+            query_ms,
+            batch_ms,
+            min_cosine,
+            query_spread,
+            batch_spread,
+        }
+    }
+
     /// Whether its outputs are close enough to f32's.
     pub fn passes(&self) -> bool {
         self.min_cosine >= MIN_PROBE_COSINE
     }
 }
 
-/// The plan the measurements call for: per shape the fastest kernel that passed the check,
-/// f32 unless another beats it. `measured` must include f32.
-pub fn choose(measured: &[ProbeMeasurement]) -> KernelPlan {
-    let best = |time: fn(&ProbeMeasurement) -> f64| {
-        let f32_time = measured
-            .iter()
-            .find(|m| m.kernel == Kernel::F32.name())
-            .map_or(f64::INFINITY, time);
-        measured
-            .iter()
-            .filter(|m| m.passes() && time(m) < f32_time)
-            .min_by(|a, b| time(a).total_cmp(&time(b)))
-            .and_then(|m| Kernel::from_name(&m.kernel))
-            .unwrap_or(Kernel::F32)
-    };
-    KernelPlan {
-        query: best(|m| m.query_ms),
-        batch: best(|m| m.batch_ms),
+/// The kernels chosen from a probe, and whether the measurement may be cached.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    /// The kernel per shape.
+    pub plan: KernelPlan,
+    /// Why the measurement is not cached (a near tie, a noisy probe), if it is not.
+    pub uncached: Option<String>,
+}
+
+/// The shapes of a probe.
+#[derive(Debug, Clone, Copy)]
+enum Shape {
+    Query,
+    Batch,
+}
+
+impl Shape {
+    fn name(self) -> &'static str {
+        match self {
+            Shape::Query => "query",
+            Shape::Batch => "batch",
+        }
+    }
+
+    fn time(self, m: &ProbeMeasurement) -> f64 {
+        match self {
+            Shape::Query => m.query_ms,
+            Shape::Batch => m.batch_ms,
+        }
+    }
+
+    fn spread(self, m: &ProbeMeasurement) -> f64 {
+        match self {
+            Shape::Query => m.query_spread,
+            Shape::Batch => m.batch_spread,
+        }
     }
 }
 
-/// One line for the log: `query=int8-avx512vnni batch=f32 (measured f32 8.1/52.3 ms, …)`.
+/// The plan the measurements call for: per shape the fastest int8 kernel that passed the
+/// check when it needs at most [`INT8_WIN_RATIO`] of f32's time, else f32; not to be cached
+/// when a shape was a near tie (within the margin either way) or the compared kernels' times
+/// spread more than [`MAX_PROBE_SPREAD`]. `measured` must include f32 (without it: f32,
+/// uncached).
+pub fn decide(measured: &[ProbeMeasurement]) -> Decision {
+    let Some(f32m) = measured.iter().find(|m| m.kernel == Kernel::F32.name()) else {
+        return Decision {
+            plan: KernelPlan::uniform(Kernel::F32),
+            uncached: Some("no f32 measurement".into()),
+        };
+    };
+    let mut doubts = Vec::new();
+    let mut pick = |shape: Shape| {
+        let base = shape.time(f32m);
+        let Some(best) = measured
+            .iter()
+            .filter(|m| m.kernel != f32m.kernel && m.passes())
+            .filter(|m| Kernel::from_name(&m.kernel).is_some())
+            .min_by(|a, b| shape.time(a).total_cmp(&shape.time(b)))
+        else {
+            return Kernel::F32;
+        };
+        let ratio = shape.time(best) / base;
+        let noisy = [f32m, best]
+            .into_iter()
+            .filter(|m| shape.spread(m) > MAX_PROBE_SPREAD)
+            .map(|m| {
+                format!(
+                    "{} {} times spread {:.0}%",
+                    m.kernel,
+                    shape.name(),
+                    100.0 * shape.spread(m)
+                )
+            })
+            .collect::<Vec<_>>();
+        doubts.extend(noisy);
+        if ratio.is_nan() || ratio > 1.0 / INT8_WIN_RATIO {
+            Kernel::F32
+        } else if ratio > INT8_WIN_RATIO {
+            doubts.push(format!(
+                "{} near tie ({} {:.2}× f32)",
+                shape.name(),
+                best.kernel,
+                ratio
+            ));
+            Kernel::F32
+        } else {
+            Kernel::from_name(&best.kernel).unwrap_or(Kernel::F32)
+        }
+    };
+    let plan = KernelPlan {
+        query: pick(Shape::Query),
+        batch: pick(Shape::Batch),
+    };
+    Decision {
+        plan,
+        uncached: (!doubts.is_empty()).then(|| doubts.join(", ")),
+    }
+}
+
+/// The plan of a measurement ([`decide`]'s, whether cacheable or not).
+pub fn choose(measured: &[ProbeMeasurement]) -> KernelPlan {
+    decide(measured).plan
+}
+
+/// One line for the log: `query=int8-avx512vnni batch=f32 (measured: f32 query 8.1 ms …)`.
 pub fn describe(plan: KernelPlan, measured: &[ProbeMeasurement], cached: bool) -> String {
     let figures: Vec<String> = measured
         .iter()
@@ -327,37 +472,120 @@ mod tests {
     use super::*;
 
     fn m(kernel: Kernel, query_ms: f64, batch_ms: f64, min_cosine: f32) -> ProbeMeasurement {
-        ProbeMeasurement {
-            kernel: kernel.name().into(),
-            query_ms,
-            batch_ms,
-            min_cosine,
-        }
+        ProbeMeasurement::from_times(kernel, &[query_ms], &[batch_ms], min_cosine)
     }
+
+    const VNNI: Kernel = Kernel::Int8(Isa::Avx512Vnni);
+    const AVX2: Kernel = Kernel::Int8(Isa::Avx2);
 
     #[test]
     fn fastest_passing_kernel_per_shape() {
-        let vnni = Kernel::Int8(Isa::Avx512Vnni);
-        let avx2 = Kernel::Int8(Isa::Avx2);
-        let plan = choose(&[
+        let decision = decide(&[
             m(Kernel::F32, 10.0, 50.0, 1.0),
-            m(vnni, 4.0, 60.0, 0.9995),
-            m(avx2, 3.0, 20.0, 0.99),
+            m(VNNI, 4.0, 60.0, 0.9995),
+            m(AVX2, 3.0, 20.0, 0.99),
         ]);
-        // avx2 is fastest but fails the check; vnni wins queries and loses batches to f32.
+        // avx2 is fastest but fails the check; vnni wins queries and loses batches to f32
+        // by more than the margin, so both shapes are clear and the result is cached.
         assert_eq!(
-            plan,
-            KernelPlan {
-                query: vnni,
-                batch: Kernel::F32
+            decision,
+            Decision {
+                plan: KernelPlan {
+                    query: VNNI,
+                    batch: Kernel::F32
+                },
+                uncached: None
             }
         );
-        assert_eq!(
-            choose(&[m(Kernel::F32, 1.0, 1.0, 1.0), m(vnni, 1.0, 2.0, 1.0)]),
-            KernelPlan::uniform(Kernel::F32),
-            "a tie keeps f32"
-        );
         assert_eq!(choose(&[]), KernelPlan::uniform(Kernel::F32));
+        assert!(decide(&[]).uncached.is_some(), "no f32 measurement");
+    }
+
+    #[test]
+    fn near_ties_keep_f32_and_are_not_cached() {
+        // 0.95× f32 is faster, but within the margin: f32, measured again next load.
+        let d = decide(&[m(Kernel::F32, 10.0, 50.0, 1.0), m(VNNI, 9.5, 20.0, 1.0)]);
+        assert_eq!(
+            d.plan,
+            KernelPlan {
+                query: Kernel::F32,
+                batch: VNNI
+            }
+        );
+        assert!(
+            d.uncached.as_deref().unwrap().contains("query near tie"),
+            "{d:?}"
+        );
+        // Exactly at the margin wins.
+        let d = decide(&[
+            m(Kernel::F32, 10.0, 50.0, 1.0),
+            m(VNNI, 10.0 * INT8_WIN_RATIO, 50.0 * INT8_WIN_RATIO, 1.0),
+        ]);
+        assert_eq!(
+            d,
+            Decision {
+                plan: KernelPlan::uniform(VNNI),
+                uncached: None
+            }
+        );
+        // Slightly slower than f32: still a tie.
+        let d = decide(&[m(Kernel::F32, 10.0, 50.0, 1.0), m(VNNI, 5.0, 52.0, 1.0)]);
+        assert_eq!(d.plan.batch, Kernel::F32);
+        assert!(d.uncached.is_some());
+        // Clearly slower: f32, cached.
+        let d = decide(&[m(Kernel::F32, 10.0, 50.0, 1.0), m(VNNI, 5.0, 80.0, 1.0)]);
+        assert_eq!(
+            d,
+            Decision {
+                plan: KernelPlan {
+                    query: VNNI,
+                    batch: Kernel::F32
+                },
+                uncached: None
+            }
+        );
+        // A kernel failing the check never wins, however fast.
+        let d = decide(&[m(Kernel::F32, 10.0, 50.0, 1.0), m(VNNI, 1.0, 1.0, 0.998)]);
+        assert_eq!(
+            d,
+            Decision {
+                plan: KernelPlan::uniform(Kernel::F32),
+                uncached: None
+            }
+        );
+    }
+
+    #[test]
+    fn noisy_probes_decide_but_are_not_cached() {
+        let quiet =
+            ProbeMeasurement::from_times(Kernel::F32, &[10.5, 10.0, 10.2], &[50.0, 51.0], 1.0);
+        assert_eq!(quiet.query_ms, 10.0, "best time counts");
+        assert!((quiet.query_spread - 0.02).abs() < 1e-9, "{quiet:?}");
+        let noisy = ProbeMeasurement::from_times(VNNI, &[4.0, 9.0, 6.0], &[20.0, 21.0], 1.0);
+        assert!((noisy.query_spread - 0.5).abs() < 1e-9, "{noisy:?}");
+        let d = decide(&[quiet.clone(), noisy]);
+        assert_eq!(d.plan, KernelPlan::uniform(VNNI));
+        assert!(
+            d.uncached.as_deref().unwrap().contains("spread 50%"),
+            "{d:?}"
+        );
+        // Noise in a kernel that was not compared (a slower int8 one) does not matter.
+        let slow_noisy = ProbeMeasurement::from_times(AVX2, &[8.0, 20.0], &[40.0, 90.0], 1.0);
+        let d = decide(&[quiet, m(VNNI, 4.0, 20.0, 1.0), slow_noisy]);
+        assert_eq!(
+            d,
+            Decision {
+                plan: KernelPlan::uniform(VNNI),
+                uncached: None
+            }
+        );
+    }
+
+    #[test]
+    fn older_cache_entries_without_spreads_still_read() {
+        let old = r#"{"kernel": "f32", "query_ms": 2.0, "batch_ms": 3.0, "min_cosine": 1.0}"#;
+        let m: ProbeMeasurement = serde_json::from_str(old).expect("reads");
+        assert_eq!(m.query_spread, 0.0);
     }
 
     #[test]

@@ -215,11 +215,22 @@ fn real_model_auto_kernels_match_reference() {
         &emb,
         &format!("auto {} / {}", plan.query.name(), plan.batch.name()),
     );
+    // A probe that was a near tie or noisy is not cached (and says why); otherwise the
+    // measurement is there for the next load.
+    let note = emb.kernel_note();
+    eprintln!("encoder kernels: {note}");
     let key = super::kernels::ProbeKey::current(emb.model_id());
-    assert!(
-        super::kernels::cached(&files.dir, &key).is_some(),
-        "measurement cached"
-    );
+    if note.ends_with(", cached") {
+        assert!(
+            super::kernels::cached(&files.dir, &key).is_some(),
+            "measurement cached: {note}"
+        );
+    } else {
+        assert!(
+            note.contains("cached measurement:") || note.contains("not cached: "),
+            "{note}"
+        );
+    }
     let f32_bytes = load_with(Kernel::F32).weight_bytes();
     eprintln!(
         "weights held: auto {} MB, f32 {} MB",
