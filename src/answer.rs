@@ -693,9 +693,24 @@ fn weighted_terms(engine: &Engine, terms: &[String]) -> Vec<(String, f32)> {
         .collect()
 }
 
-/// Share of the term weight of `terms` that `text` contains.
-fn coverage(text: &str, terms: &[(String, f32)], analyzer: &Analyzer) -> f32 {
-    coverage_of(&words_of(text, analyzer), terms)
+/// The question's terms reweighed for choosing among `candidates` (the words of each
+/// candidate sentence): each weight times the term's inverse frequency among the
+/// candidates, so that the words every sentence shares (the subject the passages are
+/// about: "莱昂德罗·内托") count less than those that tell the answering sentence apart
+/// (the predicate next to the question word: "效力", "球队").
+fn discriminating_terms<'a>(
+    terms: &[(String, f32)],
+    candidates: impl Iterator<Item = &'a HashSet<String>>,
+) -> Vec<(String, f32)> {
+    let candidates: Vec<&HashSet<String>> = candidates.collect();
+    let n = candidates.len() as f32;
+    terms
+        .iter()
+        .map(|(t, w)| {
+            let sf = candidates.iter().filter(|c| c.contains(t)).count() as f32;
+            (t.clone(), w * ((n + 1.0) / (sf + 0.5)).ln().max(0.05))
+        })
+        .collect()
 }
 
 /// The analysed words of `text`.
@@ -885,11 +900,26 @@ fn compose(
     let (lo, hi) = cosines.fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), c| {
         (lo.min(c), hi.max(c))
     });
+    // Every candidate sentence with its words, analysed once.
+    let split: Vec<Vec<(String, HashSet<String>)>> = hits
+        .iter()
+        .map(|e| {
+            sentences(&e.hit.text)
+                .into_iter()
+                .map(|s| {
+                    let words = words_of(&s, analyzer);
+                    (s, words)
+                })
+                .collect()
+        })
+        .collect();
+    let sentence_terms = discriminating_terms(terms, split.iter().flatten().map(|(_, w)| w));
     let mut candidates = Vec::new();
     for (hit_index, evidence) in hits.iter().enumerate() {
         let meanings = evidence.meaning;
-        for (position, sentence) in sentences(&evidence.hit.text).into_iter().enumerate() {
-            let overlap = coverage(&sentence, terms, analyzer);
+        for (position, (sentence, words)) in split[hit_index].iter().enumerate() {
+            let sentence = sentence.clone();
+            let overlap = coverage_of(words, &sentence_terms);
             let mut score = match meanings.and_then(|m| m.get(position)) {
                 Some(c) if hi > lo => {
                     let mut meaning = (c - lo) / (hi - lo);
@@ -1009,6 +1039,23 @@ fn compose(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn words_every_candidate_shares_weigh_less_than_those_that_tell_one_apart() {
+        let set = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<HashSet<String>>();
+        let candidates = [
+            set(&["内托", "葡萄牙", "射手"]),
+            set(&["内托", "效力", "球队"]),
+            set(&["内托", "转会", "射手"]),
+        ];
+        let terms = vec![("内托".to_string(), 5.0), ("效力".to_string(), 2.0)];
+        let reweighed = discriminating_terms(&terms, candidates.iter());
+        assert!(reweighed[1].1 > reweighed[0].1, "{reweighed:?}");
+        // So the sentence with the predicate covers more than one with the subject alone.
+        assert!(
+            coverage_of(&candidates[1], &reweighed) > 2.0 * coverage_of(&candidates[0], &reweighed)
+        );
+    }
 
     #[test]
     fn long_sentences_are_cut_at_a_clause() {

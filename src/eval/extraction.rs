@@ -136,6 +136,8 @@ pub struct ExtractionScore {
     pub length: usize,
     /// The answer begins with a heading, section name, publisher or advertising line.
     pub begins_with_furniture: bool,
+    /// The reply's answer text (or refusal), for reading the misses in `--json` output.
+    pub answer: String,
 }
 
 /// Scores one reply against the gold answers.
@@ -149,6 +151,7 @@ pub fn score_extraction(id: &str, golds: &[String], reply: &Answer) -> Extractio
             char_f1: 0.0,
             length: 0,
             begins_with_furniture: false,
+            answer: reply.answer.clone(),
         };
     }
     let text = without_markers(&reply.answer);
@@ -179,6 +182,7 @@ pub fn score_extraction(id: &str, golds: &[String], reply: &Answer) -> Extractio
         char_f1,
         length: text.chars().count(),
         begins_with_furniture: begins_with_furniture(reply),
+        answer: reply.answer.clone(),
     }
 }
 
