@@ -871,13 +871,16 @@ struct Candidate {
     position: usize,
     text: String,
     score: f32,
+    overlap: f32,
 }
 
-/// A candidate taken into the answer, with the text shown for it ([`shorten`]).
+/// A candidate taken into the answer, with the text shown for it ([`shorten`]) and its
+/// share of the question's discriminating term weight ([`discriminating_terms`]).
 struct Chosen {
     hit_index: usize,
     position: usize,
     shown: String,
+    overlap: f32,
 }
 
 fn compose(
@@ -944,6 +947,7 @@ fn compose(
                 position,
                 text: sentence,
                 score,
+                overlap,
             });
         }
     }
@@ -975,6 +979,7 @@ fn compose(
             hit_index: c.hit_index,
             position: c.position,
             shown,
+            overlap: c.overlap,
         });
     }
     if chosen.is_empty() {
@@ -994,12 +999,28 @@ fn compose(
                 hit_index: 0,
                 position,
                 shown,
+                overlap: 0.0,
             });
         }
     }
     // The sentence that answers best leads; the others follow in a sensible order: by
     // source, then as the text runs.
+    // Of the sentences taken, the one holding the most of the question's discriminating
+    // term weight leads (on a tie, the best scored): closeness in meaning helps to pick
+    // sentences about the question, while the words that tell them apart say which one
+    // answers it (CMRC first-sentence share 0.677 → 0.693 on the 400 questions this was
+    // tried on, 0.688 → 0.698 on the other 2,819; DRCD 0.789 → 0.791; dev unchanged).
     if chosen.len() > 1 {
+        let lead = (0..chosen.len())
+            .max_by(|a, b| {
+                chosen[*a]
+                    .overlap
+                    .total_cmp(&chosen[*b].overlap)
+                    .then(b.cmp(a))
+            })
+            .unwrap_or(0);
+        let first = chosen.remove(lead);
+        chosen.insert(0, first);
         chosen[1..].sort_by_key(|c| (c.hit_index, c.position));
     }
     // A sentence that opens with a heading or a section title (readable sentences take
