@@ -333,21 +333,9 @@ impl Analyzer {
     /// less), two characters or more, stop words left out, in
     /// first-seen order (folded like [`Analyzer::analyze`]).
     pub fn naming_words(&self, text: &str) -> Vec<String> {
-        let folded = fold_traditional(text.chars().map(fold_width).collect());
-        let mut out: Vec<String> = Vec::new();
-        for t in self.jieba.tag(&folded, true) {
-            let naming = t.tag.starts_with('n') || matches!(t.tag, "vn" | "t" | "j" | "x" | "eng");
-            let word = t.word.trim().to_lowercase();
-            if naming
-                && word.chars().count() >= 2
-                && word.chars().all(|c| c.is_alphanumeric())
-                && !is_stop_word(&word)
-                && !out.contains(&word)
-            {
-                out.push(word);
-            }
-        }
-        out
+        self.tagged_words(text, |tag, _| {
+            tag.starts_with('n') || matches!(tag, "vn" | "t" | "j" | "x" | "eng")
+        })
     }
 
     /// The words of `text` that name an activity: jieba's verbs (tags `v…` other than the
@@ -357,17 +345,24 @@ impl Analyzer {
     /// character runs (缺好, 差在) are segmentation artefacts, not activities, and are left
     /// out.
     pub fn activity_words(&self, text: &str) -> Vec<String> {
+        self.tagged_words(text, |tag, word| {
+            tag.starts_with('v') && tag != "vn" && self.jieba.has_word(word)
+        })
+    }
+
+    /// The distinct words of `text` (folded like [`Analyzer::analyze`], lowercase) whose
+    /// jieba tag and word `keep` accepts: two characters or more, letters and digits
+    /// only, stop words left out, in first-seen order.
+    fn tagged_words(&self, text: &str, keep: impl Fn(&str, &str) -> bool) -> Vec<String> {
         let folded = fold_traditional(text.chars().map(fold_width).collect());
         let mut out: Vec<String> = Vec::new();
         for t in self.jieba.tag(&folded, true) {
             let word = t.word.trim().to_lowercase();
-            if t.tag.starts_with('v')
-                && t.tag != "vn"
-                && word.chars().count() >= 2
+            if word.chars().count() >= 2
                 && word.chars().all(|c| c.is_alphanumeric())
-                && self.jieba.has_word(t.word)
                 && !is_stop_word(&word)
                 && !out.contains(&word)
+                && keep(t.tag, t.word)
             {
                 out.push(word);
             }
