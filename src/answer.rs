@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::analysis::{Analyzer, in_chinese};
+use crate::analysis::{Analyzer, Glossary, in_chinese};
 use crate::corpus::{Citation, opens_with_furniture, readable_sentences as sentences};
 use crate::error::Result;
 use crate::generate::{LlmClient, renumber_citations};
@@ -443,13 +443,19 @@ pub fn relevance(
 /// An English question with its capitalized words after the first left out (commas in
 /// their place, so phrases do not join across them): those are names ("Frost &
 /// Sullivan", "Belle"), and what the glossary gives for them as common words says nothing
-/// about whether the reports name them.
+/// about whether the reports name them. Kept are the proper nouns the glossary defines
+/// as such ([`Glossary::is_proper_noun`]: "Africa", "Mars"), places and events whose
+/// Chinese name the reports would use if they spoke of them.
 fn common_words(question: &str) -> String {
+    let glossary = Glossary::bundled();
     question
         .split(' ')
         .enumerate()
         .map(|(i, word)| {
-            if i > 0 && word.starts_with(|c: char| c.is_uppercase()) {
+            if i > 0
+                && word.starts_with(|c: char| c.is_uppercase())
+                && !glossary.is_proper_noun(word)
+            {
                 ","
             } else {
                 word
@@ -1242,6 +1248,14 @@ mod tests {
             answer.contains("《2024年大模型应用案例白皮书》"),
             "{answer}"
         );
+    }
+
+    #[test]
+    fn capitalized_names_are_left_out_unless_the_glossary_knows_them_as_places() {
+        let words = common_words("How are Chinese companies promoting large models in Africa?");
+        assert!(words.contains("Africa"), "{words}");
+        let words = common_words("How many stores did Belle Fashion open in November?");
+        assert_eq!(words, "How many stores did , , open in ,");
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! is decided by the collection: the one it uses most (the "most frequent translation"
 //! rule of dictionary-based CLIR), among those it uses at all.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::io::Read;
 use std::sync::LazyLock;
 
@@ -83,7 +83,36 @@ pub const QUESTION_WORDS: &[&str] = &[
 /// stems, and the Chinese headwords it defines.
 pub struct Glossary {
     entries: BTreeMap<String, Vec<String>>,
+    /// The one-word definitions the dictionary writes capitalized, lowercase, other than
+    /// [`CALENDAR_NAMES`]: places, bodies and events ("Africa", "Mars", "Olympic"), which
+    /// a question names as capitalized words too ([`Glossary::is_proper_noun`]).
+    proper_nouns: HashSet<String>,
 }
+
+/// Month and weekday names: capitalized in English and in the dictionary, but a date, not
+/// a subject (the reports write "11月", never 十一月), so they are no proper nouns of
+/// [`Glossary::is_proper_noun`].
+pub const CALENDAR_NAMES: &[&str] = &[
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+];
 
 /// One English word or phrase of a question and the Chinese words searched for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,6 +130,7 @@ impl Glossary {
     pub fn parse(text: &str) -> Glossary {
         let mut analyzer = english_analyzer();
         let mut entries: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut proper_nouns = HashSet::new();
         for line in text.lines() {
             let Some((headword, definitions)) = line.split_once('\t') else {
                 continue;
@@ -109,13 +139,34 @@ impl Glossary {
                 let Some(key) = definition_key(&mut analyzer, definition) else {
                     continue;
                 };
+                if let Some(name) = capitalized_word(definition)
+                    && !CALENDAR_NAMES.contains(&name.as_str())
+                {
+                    proper_nouns.insert(name);
+                }
                 let words = entries.entry(key).or_default();
                 if !words.iter().any(|w| w == headword) {
                     words.push(headword.to_string());
                 }
             }
         }
-        Glossary { entries }
+        Glossary {
+            entries,
+            proper_nouns,
+        }
+    }
+
+    /// Whether the dictionary defines some headword by `word` alone, capitalized: a place,
+    /// body or event ("Africa" → 非洲, "Mars" → 火星), so a capitalized word of a question
+    /// that it knows this way names a subject, not a company or person (those it does
+    /// not define so: "Frost & Sullivan", "Belle"; surnames are skipped when parsing).
+    pub fn is_proper_noun(&self, word: &str) -> bool {
+        let word = word.trim_matches(|c: char| !c.is_alphanumeric());
+        let word = word
+            .strip_suffix("'s")
+            .or_else(|| word.strip_suffix("’s"))
+            .unwrap_or(word);
+        self.proper_nouns.contains(&word.to_lowercase())
     }
 
     /// The dictionary compiled into the binary, parsed on first use (about half a second).
@@ -354,6 +405,17 @@ fn is_clause_break(c: char) -> bool {
     )
 }
 
+/// The word, lowercase, of a dictionary definition that is one capitalized word
+/// ("Africa", "Mars (planet)"), parenthesized remarks aside.
+fn capitalized_word(definition: &str) -> Option<String> {
+    let plain = definition.split('(').next().unwrap_or("").trim();
+    (!plain.is_empty()
+        && !definition.contains("name)")
+        && plain.starts_with(|c: char| c.is_ascii_uppercase())
+        && plain.chars().all(|c| c.is_ascii_alphabetic()))
+    .then(|| plain.to_ascii_lowercase())
+}
+
 /// The lookup key of one dictionary definition, or None when it is no translation.
 fn definition_key(analyzer: &mut TextAnalyzer, definition: &str) -> Option<String> {
     let lower = definition.trim().to_lowercase();
@@ -488,6 +550,26 @@ mod tests {
                 (w == "6710亿").then_some(1)
             });
         assert_eq!(concepts[0].chinese, vec!["6710亿".to_string()]);
+    }
+
+    #[test]
+    fn proper_nouns_are_places_and_events_not_surnames_or_months() {
+        let glossary = Glossary::parse(
+            "非洲\tAfrica/abbr. for 阿非利加洲[A1 fei1 li4 jia1 Zhou1]\n\
+             贝尔\tBell (name)\n\
+             火星\tMars (planet)\n\
+             十一月\tNovember/eleventh month (of the lunar year)\n\
+             佛洛斯特\tFrost (surname)\n\
+             霜\tfrost\n\
+             北京市\tBeijing/capital of People's Republic of China\n",
+        );
+        assert!(glossary.is_proper_noun("Africa?"));
+        assert!(glossary.is_proper_noun("Mars"));
+        assert!(glossary.is_proper_noun("Beijing's"));
+        assert!(!glossary.is_proper_noun("November"));
+        assert!(!glossary.is_proper_noun("Frost"));
+        assert!(!glossary.is_proper_noun("Belle"));
+        assert!(!glossary.is_proper_noun("Bell"));
     }
 
     #[test]
