@@ -83,6 +83,10 @@ pub const QUESTION_WORDS: &[&str] = &[
 /// stems, and the Chinese headwords it defines.
 pub struct Glossary {
     entries: BTreeMap<String, Vec<String>>,
+    /// The definitions of at most [`SHORT_DEFINITION_WORDS`] words that are a headword's
+    /// first sense (消费 "to consume"; not 大方's "a type of green tea" or 追's "to court"),
+    /// with those headwords: what [`Glossary::unused_words`] asks of related words.
+    first_senses: BTreeMap<String, Vec<String>>,
     /// The one-word definitions the dictionary writes capitalized, lowercase, other than
     /// [`CALENDAR_NAMES`]: places, bodies and events ("Africa", "Mars", "Olympic"), which
     /// a question names as capitalized words too ([`Glossary::is_proper_noun`]).
@@ -131,14 +135,25 @@ impl Glossary {
         let mut analyzer = english_analyzer();
         let mut entries: BTreeMap<String, Vec<String>> = BTreeMap::new();
         let mut proper_nouns = HashSet::new();
+        let mut first_senses: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for line in text.lines() {
             let Some((headword, definitions)) = line.split_once('\t') else {
                 continue;
             };
-            for definition in definitions.split(['/', ';']) {
+            for (sense, definition) in definitions
+                .split('/')
+                .enumerate()
+                .flat_map(|(sense, group)| group.split(';').map(move |d| (sense, d)))
+            {
                 let Some(key) = definition_key(&mut analyzer, definition) else {
                     continue;
                 };
+                if sense == 0 && key.split(' ').count() <= SHORT_DEFINITION_WORDS {
+                    let words = first_senses.entry(key.clone()).or_default();
+                    if !words.iter().any(|w| w == headword) {
+                        words.push(headword.to_string());
+                    }
+                }
                 if let Some(name) = capitalized_word(definition)
                     && !CALENDAR_NAMES.contains(&name.as_str())
                 {
@@ -152,6 +167,7 @@ impl Glossary {
         }
         Glossary {
             entries,
+            first_senses,
             proper_nouns,
         }
     }
@@ -235,13 +251,15 @@ impl Glossary {
         self.look_up(question, frequency).1
     }
 
-    /// Whether the collection uses a headword of some definition of at most
+    /// Whether the collection uses a headword whose first sense is a definition of at most
     /// [`SHORT_DEFINITION_WORDS`] words that has `stem` (or a stem of the same word family,
     /// one the prefix of the other, [`MIN_RELATED_STEM`] bytes or more, differing by at most
     /// [`MAX_SUFFIX_BYTES`]) among its words: a
     /// word's exact definition often lists other headwords than the one the reports use
     /// (消费 is defined as "to consume", not "consumption"), so a word counts as unused
-    /// only when none of its short definitions is.
+    /// only when none of its short definitions is. Later senses do not count: 追 ("to
+    /// chase … to court") in the reports says nothing about courts, nor 大方 ("generous";
+    /// also a green tea) about tea.
     fn used_in_short_definitions(
         &self,
         stem: &str,
@@ -253,10 +271,8 @@ impl Glossary {
                     && w.len().abs_diff(stem.len()) <= MAX_SUFFIX_BYTES
                     && (w.starts_with(stem) || stem.starts_with(w)))
         };
-        self.entries.iter().any(|(key, words)| {
-            key.split(' ').count() <= SHORT_DEFINITION_WORDS
-                && key.split(' ').any(related)
-                && words.iter().any(|w| frequency(w).is_some())
+        self.first_senses.iter().any(|(key, words)| {
+            key.split(' ').any(related) && words.iter().any(|w| frequency(w).is_some())
         })
     }
 
@@ -550,6 +566,23 @@ mod tests {
                 (w == "6710亿").then_some(1)
             });
         assert_eq!(concepts[0].chinese, vec!["6710亿".to_string()]);
+    }
+
+    #[test]
+    fn only_a_first_sense_keeps_a_word_from_being_unused() {
+        let glossary = Glossary::parse(
+            "茶\ttea/tea plant\n\
+             大方\tgenerous/a type of green tea\n\
+             消费\tto consume (goods and services)\n",
+        );
+        let used = |w: &str| matches!(w, "大方" | "消费").then_some(1);
+        // 大方 is used, but "green tea" is not its first sense.
+        assert_eq!(
+            glossary.unused_words("Which tea is graded?", used),
+            vec!["tea"]
+        );
+        // 消费's first sense is "to consume": "consumption" is a word the reports use.
+        assert!(glossary.unused_words("consumption", used).is_empty());
     }
 
     #[test]
