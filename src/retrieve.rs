@@ -487,6 +487,9 @@ pub struct Engine {
 
 /// Query vectors by (model id, query with whitespace collapsed), least recently used
 /// dropped first.
+/// A top-k of (passage ordinal, score) and the milliseconds it took.
+type TimedTopK = (Vec<(u32, f32)>, f64);
+
 type QueryCache = Mutex<Option<LruCache<(String, String), Arc<Vec<f32>>>>>;
 
 /// An empty query cache of `entries` vectors, or none for 0.
@@ -821,75 +824,73 @@ impl Engine {
         let mut dense = Vec::new();
         let mut dense_stats = None;
         let mut used_vector: Option<Vec<f32>> = None;
-        let background_bm25 =
-            std::thread::scope(|scope| -> Result<Option<(Vec<(u32, f32)>, f64)>> {
-                let task = match (&self.cluster, concurrent_bm25) {
-                    (Some(cluster), true) => Some(scope.spawn(|| {
-                        let t = Instant::now();
-                        cluster
-                            .bm25_top_k(&terms, depth, source)
-                            .map(|r| (r, ms(t)))
-                    })),
-                    _ => None,
+        let background_bm25 = std::thread::scope(|scope| -> Result<Option<TimedTopK>> {
+            let task = match (&self.cluster, concurrent_bm25) {
+                (Some(cluster), true) => Some(scope.spawn(|| {
+                    let t = Instant::now();
+                    cluster
+                        .bm25_top_k(&terms, depth, source)
+                        .map(|r| (r, ms(t)))
+                })),
+                _ => None,
+            };
+            if mode != Mode::Bm25 {
+                let (Some(encoder), Some(vectors)) = (&self.encoder, &self.index.dense) else {
+                    return Err(Error::invalid(
+                        ErrorCode::ModeUnavailable,
+                        "dense retrieval is not available",
+                    ));
                 };
-                if mode != Mode::Bm25 {
-                    let (Some(encoder), Some(vectors)) = (&self.encoder, &self.index.dense) else {
-                        return Err(Error::invalid(
-                            ErrorCode::ModeUnavailable,
-                            "dense retrieval is not available",
-                        ));
-                    };
-                    let t = Instant::now();
-                    let qv = match query_vector {
-                        Some(v) => v.to_vec(),
-                        None => {
-                            let (v, outcome) = self.cached_query_vector(encoder.as_ref(), query)?;
-                            timings.query_cache = Some(outcome);
-                            v.as_ref().clone()
-                        }
-                    };
-                    timings.embedding_ms = ms(t);
-                    let t = Instant::now();
-                    let keep = |ord: u32| {
-                        source.is_none_or(|s| passages[ord as usize].citation.source == s)
-                    };
-                    let fetched = depth.max(DENSE_BACKGROUND_RANKS.end);
-                    dense = match &self.cluster {
-                        None => vectors
-                            .top_k(&qv, fetched, &keep)
-                            .into_iter()
-                            .map(|h| (h.ord, h.score))
-                            .collect(),
-                        Some(cluster) => cluster.dense_top_k(&qv, fetched, source)?,
-                    };
-                    dense_stats = dense_stats_of(&dense);
-                    // Every candidate fetched is rescored before the list is cut to its depth.
-                    if let Some(sentences) = self.index.sentences.as_ref() {
-                        for (ord, score) in dense.iter_mut() {
-                            let best = sentences
-                                .similarities(*ord as usize, &qv)
-                                .into_iter()
-                                .fold(f32::NEG_INFINITY, f32::max);
-                            if best.is_finite() {
-                                *score = (1.0 - SENTENCE_SHARE) * *score + SENTENCE_SHARE * best;
-                            }
-                        }
-                        dense.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+                let t = Instant::now();
+                let qv = match query_vector {
+                    Some(v) => v.to_vec(),
+                    None => {
+                        let (v, outcome) = self.cached_query_vector(encoder.as_ref(), query)?;
+                        timings.query_cache = Some(outcome);
+                        v.as_ref().clone()
                     }
-                    dense.truncate(depth);
-                    used_vector = Some(qv);
-                    timings.dense_ms = ms(t);
+                };
+                timings.embedding_ms = ms(t);
+                let t = Instant::now();
+                let keep =
+                    |ord: u32| source.is_none_or(|s| passages[ord as usize].citation.source == s);
+                let fetched = depth.max(DENSE_BACKGROUND_RANKS.end);
+                dense = match &self.cluster {
+                    None => vectors
+                        .top_k(&qv, fetched, &keep)
+                        .into_iter()
+                        .map(|h| (h.ord, h.score))
+                        .collect(),
+                    Some(cluster) => cluster.dense_top_k(&qv, fetched, source)?,
+                };
+                dense_stats = dense_stats_of(&dense);
+                // Every candidate fetched is rescored before the list is cut to its depth.
+                if let Some(sentences) = self.index.sentences.as_ref() {
+                    for (ord, score) in dense.iter_mut() {
+                        let best = sentences
+                            .similarities(*ord as usize, &qv)
+                            .into_iter()
+                            .fold(f32::NEG_INFINITY, f32::max);
+                        if best.is_finite() {
+                            *score = (1.0 - SENTENCE_SHARE) * *score + SENTENCE_SHARE * best;
+                        }
+                    }
+                    dense.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
                 }
-                task.map(|t| {
-                    t.join().unwrap_or_else(|_| {
-                        Err(Error::Unavailable {
-                            code: ErrorCode::EngineUnavailable,
-                            message: "the BM25 request to the search engine failed".into(),
-                        })
+                dense.truncate(depth);
+                used_vector = Some(qv);
+                timings.dense_ms = ms(t);
+            }
+            task.map(|t| {
+                t.join().unwrap_or_else(|_| {
+                    Err(Error::Unavailable {
+                        code: ErrorCode::EngineUnavailable,
+                        message: "the BM25 request to the search engine failed".into(),
                     })
                 })
-                .transpose()
-            })?;
+            })
+            .transpose()
+        })?;
         if let Some((ranking, took)) = background_bm25 {
             bm25 = ranking;
             timings.bm25_ms = took;
