@@ -98,7 +98,8 @@ pub fn run(paths: &Paths, args: EvalArgs, bars: &dyn Progress) -> Result<()> {
         };
         let modes = modes(&args.mode, &available)?;
         let scratch = tempfile::tempdir().context("creating a temporary index folder")?;
-        let evaluation = run::evaluate_beir(&set, scratch.path(), encoder, &fusions, &modes, bars)?;
+        let index_dir = args.beir_index.as_deref().unwrap_or(scratch.path());
+        let evaluation = run::evaluate_beir(&set, index_dir, encoder, &fusions, &modes, bars)?;
         (evaluation, set.qrels_rows())
     } else {
         let set_path = args.set.as_ref().context("give --set FILE or --beir DIR")?;
