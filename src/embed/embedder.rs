@@ -270,7 +270,10 @@ impl Embedder {
             },
         };
         let model = if fast {
-            Engine::Fast(FastBert::load_for(vb, &config, &kernels, plan).map_err(mismatch)?)
+            Engine::Fast(
+                FastBert::load_mapped(vb, &config, &kernels, plan, &files.weights)
+                    .map_err(mismatch)?,
+            )
         } else {
             Engine::Candle(BertModel::load(vb, &config).map_err(mismatch)?)
         };
