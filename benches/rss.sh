@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Resident memory of `wenda serve` after 1,000 searches (hybrid, 40 distinct questions, query
-# cache off so each one runs the model), with the f32 kernels and with the kernels chosen at
-# load (--kernel auto), in one run; prints both and their ratio (issue #19: ≤ 0.6×).
+# cache off so each one runs the model), with the f32 kernels, with the kernels chosen at
+# load (--kernel auto) and with int8 everywhere (--kernel int8), in one run; prints each and
+# its ratio to f32 (issue #19: auto ≤ 0.6×).
 # QUERIES (default 1000) sets the number of searches; INDEX (default index) the index folder.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,4 +32,5 @@ PY
 }
 f32=$(rss_after --kernel f32)
 auto=$(rss_after --kernel auto)
-python3 -c "import sys; a, f = int(sys.argv[1]), int(sys.argv[2]); print(f'serve RSS after {sys.argv[3]} searches: auto {a / 1024:.0f} MB, f32 {f / 1024:.0f} MB, ratio {a / f:.2f} x')" "$auto" "$f32" "$queries"
+int8=$(rss_after --kernel int8)
+python3 -c "import sys; a, f, i = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]); print(f'serve RSS after {sys.argv[4]} searches: auto {a / 1024:.0f} MB, f32 {f / 1024:.0f} MB, ratio {a / f:.2f} x; int8 {i / 1024:.0f} MB, ratio {i / f:.2f} x')" "$auto" "$f32" "$int8" "$queries"

@@ -116,7 +116,9 @@ impl ModelFiles {
         if !self.tokenizer.is_file() {
             return Err(EmbedError::folder(&self.dir, "tokenizer.json is missing"));
         }
-        tokenizers::Tokenizer::from_file(&self.tokenizer).map_err(|e| {
+        // Loaded as the embedder loads it: the `tokenizers` crate's own Unigram model would
+        // build a 240 MB trie for e5 just to be dropped (see `super::unigram`).
+        super::unigram::load(&self.tokenizer).map_err(|e| {
             EmbedError::folder(&self.dir, format!("tokenizer.json does not load: {e}"))
         })?;
         Ok(())

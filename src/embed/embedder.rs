@@ -6,7 +6,8 @@ use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config};
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use tokenizers::Tokenizer;
+
+use super::unigram::{self, TextTokenizer};
 use tracing::info;
 
 use super::EmbedError;
@@ -124,7 +125,7 @@ enum Engine {
 /// A loaded embedding model, safe to share between threads (`Send + Sync`).
 pub struct Embedder {
     model: Engine,
-    tokenizer: Tokenizer,
+    tokenizer: TextTokenizer,
     profile: ModelProfile,
     device: Device,
     dim: usize,
@@ -269,11 +270,14 @@ impl Embedder {
             },
         };
         let model = if fast {
-            Engine::Fast(FastBert::load_for(vb, &config, &kernels, plan).map_err(mismatch)?)
+            Engine::Fast(
+                FastBert::load_mapped(vb, &config, &kernels, plan, &files.weights)
+                    .map_err(mismatch)?,
+            )
         } else {
             Engine::Candle(BertModel::load(vb, &config).map_err(mismatch)?)
         };
-        let tokenizer = Tokenizer::from_file(&files.tokenizer).map_err(|e| {
+        let tokenizer = unigram::load(&files.tokenizer).map_err(|e| {
             EmbedError::folder(&files.dir, format!("tokenizer.json does not load: {e}"))
         })?;
         let mut emb =
@@ -447,7 +451,7 @@ impl Embedder {
     /// Builds an embedder from a loaded network and tokenizer (used by `load` and tests).
     fn from_parts(
         model: Engine,
-        mut tokenizer: Tokenizer,
+        mut tokenizer: TextTokenizer,
         config: &Config,
         profile: ModelProfile,
         device: Device,
@@ -791,7 +795,7 @@ mod tests {
         profile.max_length = max_len;
         Embedder::from_parts(
             model,
-            tokenizer,
+            crate::embed::unigram::compact(&tokenizer).expect("compact tokenizer"),
             &config,
             profile,
             Device::Cpu,

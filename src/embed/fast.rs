@@ -22,7 +22,7 @@
 
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Tensor};
-use candle_nn::{Embedding, VarBuilder};
+use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{Config, HiddenAct};
 use rayon::prelude::*;
 
@@ -657,60 +657,107 @@ impl Layer {
     }
 }
 
-/// The vocabulary table with one int8 row per token and a scale per row: a quarter of the
-/// f32 table, half of the f16 one. Rows are looked up, never multiplied, so no kernel is
-/// needed.
-struct Int8Table {
-    values: Vec<i8>,
-    scales: Vec<f32>,
+/// Where the vocabulary table's f16 rows are.
+enum TableRows {
+    /// In memory: a table built in memory (tests) or not stored as f16 in the file.
+    Owned(Vec<half::f16>),
+    /// Mapped from the model file at `offset` (little-endian f16): only the pages of rows
+    /// that are looked up become resident, and the system can drop them again at no cost.
+    Mapped {
+        /// The whole model file, mapped read-only.
+        map: memmap2::Mmap,
+        /// Byte offset of row 0 in the file.
+        offset: usize,
+    },
+}
+
+/// The vocabulary table, one f16 row per token (exact for f16 checkpoints such as the
+/// converted e5), by far the largest tensor of the model (250,037 × 384 for e5, 192 MB).
+/// Rows are looked up, never multiplied, so it stays in the file's format: widened to f32
+/// row by row for the f32 and candle kernels, and for the int8 kernels quantized row by
+/// row to int8 with a scale per row (the same values as a table quantized at load, without
+/// holding one).
+struct VocabularyTable {
+    rows: TableRows,
     dim: usize,
 }
 
-impl Int8Table {
-    /// Quantizes each row of the `[vocab, dim]` f16 table to [-127, 127].
-    fn quantize(table: &Tensor) -> candle_core::Result<Self> {
-        // The model's table is f16 already (no copy); other tables (tests) are converted.
-        let converted;
-        let table = if table.dtype() == DType::F16 {
-            table
-        } else {
-            converted = table.to_dtype(DType::F16)?;
-            &converted
-        };
-        let (vocab, dim) = table.dims2()?;
-        let (storage, layout) = table.storage_and_layout();
-        let candle_core::Storage::Cpu(candle_core::CpuStorage::F16(all)) = &*storage else {
-            candle_core::bail!("the vocabulary table is not an f16 CPU tensor");
-        };
-        let rows = &all[layout.start_offset()..layout.start_offset() + vocab * dim];
-        let mut values = vec![0i8; vocab * dim];
-        let mut scales = vec![0f32; vocab];
-        values
-            .par_chunks_mut(dim)
-            .zip(scales.par_iter_mut())
-            .zip(rows.par_chunks(dim))
-            .for_each(|((out, s), row)| {
-                let max = row.iter().fold(0f32, |m, v| m.max(v.to_f32().abs()));
-                *s = if max > 0.0 { max / 127.0 } else { 1.0 };
-                for (o, v) in out.iter_mut().zip(row) {
-                    *o = (v.to_f32() / *s).round().clamp(-127.0, 127.0) as i8;
-                }
-            });
-        Ok(Int8Table {
-            values,
-            scales,
+impl VocabularyTable {
+    /// The `[vocab, dim]` table of a loaded tensor, converted to f16 and held in memory.
+    fn owned(table: &Tensor) -> candle_core::Result<Self> {
+        let (_, dim) = table.dims2()?;
+        let rows = table
+            .to_dtype(DType::F16)?
+            .flatten_all()?
+            .to_vec1::<half::f16>()?;
+        Ok(VocabularyTable {
+            rows: TableRows::Owned(rows),
             dim,
         })
     }
 
+    /// The table `name` of the safetensors file `path`, mapped, when it is stored there as
+    /// f16 of shape `[vocab, dim]`; `None` otherwise (the caller loads it into memory).
+    fn mapped(path: &std::path::Path, name: &str, vocab: usize, dim: usize) -> Option<Self> {
+        let file = std::fs::File::open(path).ok()?;
+        // SAFETY: the file is mapped read-only and must not be modified while the model is
+        // loaded, which holds for our model folders (written once, atomically; a new model
+        // replaces the file by renaming, which leaves this mapping on the old one).
+        let map = unsafe { memmap2::Mmap::map(&file) }.ok()?;
+        let (header, metadata) = safetensors::SafeTensors::read_metadata(&map).ok()?;
+        let info = metadata.info(name)?;
+        let offset = 8 + header + info.data_offsets.0;
+        let len = vocab * dim * 2;
+        if info.dtype != safetensors::Dtype::F16
+            || info.shape != [vocab, dim]
+            || info.data_offsets.1 - info.data_offsets.0 != len
+            || offset + len > map.len()
+        {
+            return None;
+        }
+        // Rows are read as tokens occur, in no order: no read-ahead around them.
+        let _ = map.advise(memmap2::Advice::Random);
+        Some(VocabularyTable {
+            rows: TableRows::Mapped { map, offset },
+            dim,
+        })
+    }
+
+    /// Bytes held in memory (a mapped table's rows belong to the file's pages).
+    fn bytes_held(&self) -> usize {
+        match &self.rows {
+            TableRows::Owned(rows) => 2 * rows.len(),
+            TableRows::Mapped { .. } => 0,
+        }
+    }
+
     /// Row `id` widened to f32 into `out`.
     fn row(&self, id: usize, out: &mut [f32]) {
-        let s = self.scales[id];
-        for (o, v) in out
-            .iter_mut()
-            .zip(&self.values[id * self.dim..(id + 1) * self.dim])
-        {
-            *o = f32::from(*v) * s;
+        let d = self.dim;
+        match &self.rows {
+            TableRows::Owned(rows) => {
+                for (o, v) in out.iter_mut().zip(&rows[id * d..(id + 1) * d]) {
+                    *o = v.to_f32();
+                }
+            }
+            TableRows::Mapped { map, offset } => {
+                let bytes = &map[offset + id * d * 2..offset + (id + 1) * d * 2];
+                for (o, v) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+                    *o = half::f16::from_le_bytes([v[0], v[1]]).to_f32();
+                }
+            }
+        }
+    }
+
+    /// Row `id` quantized to [-127, 127] with the scale `max |v| / 127`, and widened back to
+    /// f32 into `out`: the rows the int8 kernels were measured with.
+    fn int8_row(&self, id: usize, out: &mut [f32]) {
+        self.row(id, out);
+        let max = out.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let s = if max > 0.0 { max / 127.0 } else { 1.0 };
+        for o in out.iter_mut() {
+            let q = (*o / s).round().clamp(-127.0, 127.0) as i8;
+            *o = f32::from(q) * s;
         }
     }
 }
@@ -740,17 +787,15 @@ impl Norm {
 /// BERT encoder (embeddings + layers) returning the last hidden states, numerically the
 /// same model as candle's `BertModel` (differences of order 1e-6).
 pub struct FastBert {
-    /// The vocabulary table as f16 (for f32 and candle kernels; see [`FastBert::retain`]).
-    word: Option<Embedding>,
-    /// The vocabulary table as int8 (for int8 kernels).
-    word_int8: Option<Int8Table>,
+    /// The vocabulary table.
+    word: VocabularyTable,
+    /// Whether int8 kernels read the vocabulary rows quantized to int8 (see
+    /// [`FastBert::retain`]); the other kernels always read them as they are.
+    int8_rows: bool,
     vocab: usize,
-    pos: Embedding,
-    /// The position table as f32 rows (for the int8 table's lookups).
+    /// The position table as f32 rows.
     pos_rows: Vec<f32>,
-    /// Token-type 0 embedding, added to every token.
-    type0: Tensor,
-    /// The same as f32 values.
+    /// Token-type 0 embedding, added to every token, as f32 values.
     type0_row: Vec<f32>,
     /// The kernel per input shape.
     plan: KernelPlan,
@@ -778,36 +823,58 @@ impl FastBert {
         kernels: &[Kernel],
         plan: KernelPlan,
     ) -> candle_core::Result<Self> {
+        Self::load_with_table(vb, c, kernels, plan, None)
+    }
+
+    /// [`FastBert::load_for`] with the vocabulary table mapped from `weights`, the
+    /// safetensors file `vb` reads, when it is stored there as f16 (else held in memory).
+    pub fn load_mapped(
+        vb: VarBuilder,
+        c: &Config,
+        kernels: &[Kernel],
+        plan: KernelPlan,
+        weights: &std::path::Path,
+    ) -> candle_core::Result<Self> {
+        Self::load_with_table(vb, c, kernels, plan, Some(weights))
+    }
+
+    fn load_with_table(
+        vb: VarBuilder,
+        c: &Config,
+        kernels: &[Kernel],
+        plan: KernelPlan,
+        weights: Option<&std::path::Path>,
+    ) -> candle_core::Result<Self> {
         let formats = Formats::of(kernels);
-        let vb = if vb.contains_tensor("bert.embeddings.word_embeddings.weight") {
-            vb.pp("bert")
+        const TABLE: &str = "embeddings.word_embeddings.weight";
+        let (vb, prefix) = if vb.contains_tensor(&format!("bert.{TABLE}")) {
+            (vb.pp("bert"), "bert.")
         } else {
-            vb
+            (vb, "")
         };
         let (h, f) = (c.hidden_size, c.intermediate_size);
         let e = vb.pp("embeddings");
-        // The vocabulary table is by far the largest tensor (250k × 384 for e5): kept as f16
-        // (exact for f16 checkpoints), rows widened to f32 when gathered.
-        let table = e.get_with_hints_dtype(
-            (c.vocab_size, h),
-            "word_embeddings.weight",
-            Default::default(),
-            DType::F16,
-        )?;
-        // int8 kernels read the int8 table; the others the f16 one.
-        let word_int8 = if formats.int8 {
-            Some(Int8Table::quantize(&table)?)
-        } else {
-            None
+        let mapped = weights.and_then(|path| {
+            VocabularyTable::mapped(path, &format!("{prefix}{TABLE}"), c.vocab_size, h)
+        });
+        let word = match mapped {
+            Some(table) => table,
+            None => VocabularyTable::owned(&e.get_with_hints_dtype(
+                (c.vocab_size, h),
+                "word_embeddings.weight",
+                Default::default(),
+                DType::F16,
+            )?)?,
         };
-        let word = (formats.f32 || formats.q8).then(|| Embedding::new(table, h));
-        let pos_table = e.get((c.max_position_embeddings, h), "position_embeddings.weight")?;
-        let pos_rows = pos_table.flatten_all()?.to_vec1::<f32>()?;
-        let pos = Embedding::new(pos_table, h);
-        let type0 = e
+        let pos_rows = e
+            .get((c.max_position_embeddings, h), "position_embeddings.weight")?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        let type0_row = e
             .get((c.type_vocab_size, h), "token_type_embeddings.weight")?
-            .get(0)?;
-        let type0_row = type0.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+            .get(0)?
+            .to_dtype(DType::F32)?
+            .to_vec1::<f32>()?;
         let emb_ln = Norm::load(e.pp("LayerNorm"), h, c.layer_norm_eps)?;
         let mut layers = Vec::with_capacity(c.num_hidden_layers);
         for l in 0..c.num_hidden_layers {
@@ -828,11 +895,9 @@ impl FastBert {
         }
         Ok(FastBert {
             word,
-            word_int8,
+            int8_rows: formats.int8,
             vocab: c.vocab_size,
-            pos,
             pos_rows,
-            type0,
             type0_row,
             plan,
             emb_ln,
@@ -869,8 +934,10 @@ impl FastBert {
 
     /// Runs `plan` from now on and drops the weight formats it does not use: f32 weights
     /// unless f32 runs a shape (and then only the layout that shape uses), int8 weights
-    /// unless an int8 kernel runs one, and the f16 vocabulary table when only int8 kernels
-    /// run (they use the int8 table). `plan`'s formats must have been loaded.
+    /// unless an int8 kernel runs one. Int8 kernels read the vocabulary rows quantized when
+    /// only int8 kernels run (as the probe measured them) and as they are when f32 runs a
+    /// shape too (one table for both shapes, as when the tables were held in memory and only
+    /// one was kept). `plan`'s formats must have been loaded.
     pub fn retain(&mut self, plan: KernelPlan) {
         self.plan = plan;
         for layer in &mut self.layers {
@@ -878,25 +945,13 @@ impl FastBert {
                 linear.retain(plan);
             }
         }
-        let int8_only = plan.kernels().iter().all(|k| matches!(k, Kernel::Int8(_)));
-        if int8_only && self.word_int8.is_some() {
-            self.word = None;
-        } else if self.word.is_some() {
-            self.word_int8 = None;
-        }
+        self.int8_rows = plan.kernels().iter().all(|k| matches!(k, Kernel::Int8(_)));
     }
 
-    /// Bytes of weights held (vocabulary table and linear layers).
+    /// Bytes of weights held in memory (vocabulary table and linear layers; a vocabulary
+    /// table mapped from the model file counts nothing).
     pub fn weight_bytes(&self) -> usize {
-        let table = self
-            .word
-            .as_ref()
-            .map_or(0, |_| self.vocab * self.hidden * 2)
-            + self
-                .word_int8
-                .as_ref()
-                .map_or(0, |t| t.values.len() + 4 * t.scales.len());
-        table
+        self.word.bytes_held()
             + self
                 .layers
                 .iter()
@@ -932,41 +987,23 @@ impl FastBert {
         if tokens == 0 {
             return Ok(Vec::new());
         }
-        let int8_table = match (&self.word, &self.word_int8) {
-            (_, Some(t)) if matches!(kernel, Kernel::Int8(_)) => Some(t),
-            (None, Some(t)) => Some(t),
-            _ => None,
-        };
-        let mut x = if let Some(table) = int8_table {
-            let mut x = vec![0f32; tokens * h];
-            for ((row, id), p) in x.chunks_exact_mut(h).zip(&ids).zip(&positions) {
-                let id = *id as usize;
-                if id >= self.vocab {
-                    candle_core::bail!("token id {id} is outside the vocabulary of {}", self.vocab);
-                }
-                table.row(id, row);
-                let pos = &self.pos_rows[*p as usize * h..(*p as usize + 1) * h];
-                for ((a, p), t) in row.iter_mut().zip(pos).zip(&self.type0_row) {
-                    *a = (*a + p) + t;
-                }
+        let quantized = self.int8_rows && matches!(kernel, Kernel::Int8(_));
+        let mut x = vec![0f32; tokens * h];
+        for ((row, id), p) in x.chunks_exact_mut(h).zip(&ids).zip(&positions) {
+            let id = *id as usize;
+            if id >= self.vocab {
+                candle_core::bail!("token id {id} is outside the vocabulary of {}", self.vocab);
             }
-            x
-        } else {
-            let word = self
-                .word
-                .as_ref()
-                .ok_or_else(|| candle_core::Error::Msg("no vocabulary table loaded".into()))?;
-            let dev = Device::Cpu;
-            let ids = Tensor::from_vec(ids, tokens, &dev)?;
-            let positions = Tensor::from_vec(positions, tokens, &dev)?;
-            let emb = word
-                .forward(&ids)?
-                .to_dtype(DType::F32)?
-                .add(&self.pos.forward(&positions)?)?
-                .broadcast_add(&self.type0)?
-                .to_dtype(DType::F32)?;
-            emb.flatten_all()?.to_vec1::<f32>()?
-        };
+            if quantized {
+                self.word.int8_row(id, row);
+            } else {
+                self.word.row(id, row);
+            }
+            let pos = &self.pos_rows[*p as usize * h..(*p as usize + 1) * h];
+            for ((a, p), t) in row.iter_mut().zip(pos).zip(&self.type0_row) {
+                *a = (*a + p) + t;
+            }
+        }
         self.emb_ln.apply(&mut x, &[]);
 
         let units: Vec<HeadSlice> = spans
@@ -1100,8 +1137,8 @@ mod tests {
                 let want = full
                     .forward_packed_with(&[seq], false, kernel)
                     .expect("full");
-                // The int8 kernels read the int8 vocabulary table; the full model has both
-                // and gives int8 kernels the int8 one too, unless f32 also runs.
+                // Int8 kernels read the vocabulary rows quantized unless f32 also runs;
+                // the full model, loaded with int8, quantizes them for int8 kernels.
                 if kernel == Kernel::F32 || plan == KernelPlan::uniform(int8) {
                     assert_eq!(got, want, "{plan:?}, {} rows", seq.len());
                 } else {
@@ -1115,6 +1152,69 @@ mod tests {
             m.forward_packed_with(&[small], false, Kernel::F32).is_err(),
             "f32 weights were dropped"
         );
+    }
+
+    /// A vocabulary table mapped from the model file gives the embeddings of the table held
+    /// in memory, with each kernel plan, and is not counted as held.
+    #[test]
+    fn mapped_table_matches_the_table_in_memory() {
+        use super::super::int8::Isa;
+        let config: Config = serde_json::from_value(serde_json::json!({
+            "vocab_size": 20, "hidden_size": 64, "num_hidden_layers": 1, "num_attention_heads": 4,
+            "intermediate_size": 128, "hidden_act": "gelu", "hidden_dropout_prob": 0.0,
+            "max_position_embeddings": 200, "type_vocab_size": 2, "initializer_range": 0.5,
+            "layer_norm_eps": 1e-12, "pad_token_id": 1, "classifier_dropout": null, "model_type": "bert"
+        }))
+        .expect("config");
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+        BertModel::load(vb, &config).expect("random weights");
+        let tensors: std::collections::HashMap<String, Tensor> = varmap
+            .data()
+            .lock()
+            .expect("vars")
+            .iter()
+            .map(|(name, var)| (name.clone(), var.to_dtype(DType::F16).expect("f16")))
+            .collect();
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("model.safetensors");
+        candle_core::safetensors::save(&tensors, &path).expect("save");
+        // SAFETY: the file was just written and is not modified while mapped.
+        let vb = unsafe {
+            VarBuilder::from_mmaped_safetensors(
+                std::slice::from_ref(&path),
+                DType::F32,
+                &Device::Cpu,
+            )
+        }
+        .expect("vb");
+        let int8 = Kernel::Int8(Isa::Scalar);
+        let ids: Vec<u32> = (0..120).map(|i| (i * 7 % 20) as u32).collect();
+        for plan in [
+            KernelPlan::uniform(Kernel::F32),
+            KernelPlan::uniform(int8),
+            KernelPlan {
+                query: int8,
+                batch: Kernel::F32,
+            },
+        ] {
+            let kernels = plan.kernels();
+            let mut held = FastBert::load_for(vb.clone(), &config, &kernels, plan).expect("held");
+            let mut mapped =
+                FastBert::load_mapped(vb.clone(), &config, &kernels, plan, &path).expect("mapped");
+            for m in [&mut held, &mut mapped] {
+                m.retain(plan);
+            }
+            assert_eq!(held.weight_bytes() - mapped.weight_bytes(), 20 * 64 * 2);
+            for seq in [&ids[..10], &ids[..]] {
+                assert_eq!(
+                    mapped.forward_packed(&[seq], false).expect("mapped"),
+                    held.forward_packed(&[seq], false).expect("held"),
+                    "{plan:?}, {} rows",
+                    seq.len()
+                );
+            }
+        }
     }
 
     #[test]

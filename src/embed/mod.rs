@@ -16,6 +16,7 @@ pub mod fast;
 pub mod int8;
 pub mod kernels;
 pub mod profile;
+pub mod unigram;
 
 use std::path::PathBuf;
 
