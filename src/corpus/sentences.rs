@@ -128,7 +128,11 @@ pub fn leading_heading(sentence: &str) -> Option<usize> {
         return Some(at);
     }
     let (at, separator) = sentence.char_indices().find(|&(i, c)| {
-        BULLETS.contains(&c) && c != '-' && c != '*' && (c != '·' || spaced(sentence, i))
+        BULLETS.contains(&c)
+            && c != '-'
+            && c != '*'
+            && (c != '·' || spaced(sentence, i))
+            && (c != ' ' || !inside_latin_phrase(sentence, i))
     })?;
     let head = &sentence[..at];
     let chars = head.chars().count();
@@ -138,6 +142,16 @@ pub fn leading_heading(sentence: &str) -> Option<usize> {
         && !head.contains(CLAUSE_MARKS)
         && rest.chars().count() >= MIN_SENTENCE_CHARS;
     heading_like.then(|| sentence.len() - rest.len())
+}
+
+/// Whether the space at byte `at` of `text` stands between two Latin letters or digits
+/// ("文心大模型4.0 Turbo", ".45 Auto"): a space inside a name or figure, where no heading
+/// line ended.
+fn inside_latin_phrase(text: &str, at: usize) -> bool {
+    let before = text[..at].chars().next_back();
+    let after = text[at..].chars().nth(1);
+    before.is_some_and(|c| c.is_ascii_alphanumeric())
+        && after.is_some_and(|c| c.is_ascii_alphanumeric())
 }
 
 /// Whether the character at byte `at` of `text` has a space on either side: a "·" joins
@@ -271,8 +285,9 @@ pub const MIN_CHARS_PER_PIECE: usize = 8;
 /// in this order, so changing a rule must rebuild the index. v4: running headers in spaced
 /// capitals ([`running_header`]) are stripped like headings. v5: list items run together
 /// are sentences of their own ([`list_items`]); a "·" inside a name (约翰·麦卡锡) ends no
-/// heading; names and figures count as one word each in [`is_prose`].
-pub const SENTENCE_RULES_VERSION: &str = "readable-sentences-v5";
+/// heading; names and figures count as one word each in [`is_prose`]. v6: a space
+/// inside a Latin name or figure ends no heading.
+pub const SENTENCE_RULES_VERSION: &str = "readable-sentences-v6";
 
 #[cfg(test)]
 mod tests {
@@ -288,6 +303,16 @@ mod tests {
         // One acronym and a bullet is prose, not a header.
         assert_eq!(running_header("AI · 大模型在金融行业的应用"), None);
         assert_eq!(running_header("GPT-3模型的参数规模达到了1750亿"), None);
+        // A space inside a Latin name is no heading's end.
+        assert_eq!(
+            leading_heading(
+                "兼具高效性与低成本优势百度文心大模型4.0 Turbo训练速度相比上代产品提升数倍"
+            ),
+            None
+        );
+        assert!(
+            leading_heading("金融行业痛点及解决方案 金融行业普遍存在营销获客难等痛点").is_some()
+        );
     }
     use super::*;
 
