@@ -1054,6 +1054,19 @@ mod tests {
     use candle_nn::VarMap;
     use candle_transformers::models::bert::BertModel;
 
+    /// A BERT config small enough for random-weight tests: 20 tokens, 4 heads,
+    /// `hidden` wide, `layers` deep.
+    fn tiny_config(hidden: usize, layers: usize) -> Config {
+        serde_json::from_value(serde_json::json!({
+            "vocab_size": 20, "hidden_size": hidden, "num_hidden_layers": layers,
+            "num_attention_heads": 4, "intermediate_size": 128, "hidden_act": "gelu",
+            "hidden_dropout_prob": 0.0, "max_position_embeddings": 200, "type_vocab_size": 2,
+            "initializer_range": 0.5, "layer_norm_eps": 1e-12, "pad_token_id": 1,
+            "classifier_dropout": null, "model_type": "bert"
+        }))
+        .expect("config")
+    }
+
     #[test]
     fn small_kernel_matches_matmul() {
         for (m, k, n) in [
@@ -1105,13 +1118,7 @@ mod tests {
     #[test]
     fn retain_keeps_what_the_plan_runs() {
         use super::super::int8::Isa;
-        let config: Config = serde_json::from_value(serde_json::json!({
-            "vocab_size": 20, "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
-            "intermediate_size": 128, "hidden_act": "gelu", "hidden_dropout_prob": 0.0,
-            "max_position_embeddings": 200, "type_vocab_size": 2, "initializer_range": 0.5,
-            "layer_norm_eps": 1e-12, "pad_token_id": 1, "classifier_dropout": null, "model_type": "bert"
-        }))
-        .expect("config");
+        let config = tiny_config(64, 2);
         let varmap = VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
         BertModel::load(vb.clone(), &config).expect("random weights");
@@ -1159,13 +1166,7 @@ mod tests {
     #[test]
     fn mapped_table_matches_the_table_in_memory() {
         use super::super::int8::Isa;
-        let config: Config = serde_json::from_value(serde_json::json!({
-            "vocab_size": 20, "hidden_size": 64, "num_hidden_layers": 1, "num_attention_heads": 4,
-            "intermediate_size": 128, "hidden_act": "gelu", "hidden_dropout_prob": 0.0,
-            "max_position_embeddings": 200, "type_vocab_size": 2, "initializer_range": 0.5,
-            "layer_norm_eps": 1e-12, "pad_token_id": 1, "classifier_dropout": null, "model_type": "bert"
-        }))
-        .expect("config");
+        let config = tiny_config(64, 1);
         let varmap = VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
         BertModel::load(vb, &config).expect("random weights");
