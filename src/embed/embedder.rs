@@ -351,9 +351,10 @@ impl Embedder {
     /// After one untimed f32 query (thread pool and allocator warm-up), the first round runs
     /// every kernel on both shapes (checked against f32 and timed); later rounds run only f32
     /// and, per shape, the fastest int8 kernel that passed, alternating and in a rotating
-    /// order so that a burst of load from another process falls on all of them alike. Rounds
-    /// go on until [`kernels::MIN_PROBE_ROUNDS`] are done and [`kernels::PROBE_BUDGET_MS`]
-    /// has passed, at most [`kernels::MAX_PROBE_ROUNDS`]; each kernel's best time counts.
+    /// order so that a burst of load from another process falls on all of them alike. After
+    /// [`kernels::MIN_PROBE_ROUNDS`], a round starts only if one more like the last ends
+    /// within [`kernels::PROBE_BUDGET_MS`], at most [`kernels::MAX_PROBE_ROUNDS`]; each
+    /// kernel's best time counts.
     fn probe_kernels(&self, candidates: &[Kernel]) -> Result<Vec<ProbeMeasurement>, EmbedError> {
         let Engine::Fast(m) = &self.model else {
             return Ok(Vec::new());
@@ -420,11 +421,14 @@ impl Embedder {
         let finalists: [Vec<usize>; 2] =
             [0, 1].map(|shape| std::iter::once(0).chain(finalist(shape)).collect());
         let mut rounds = 1;
+        let elapsed_ms = || started.elapsed().as_secs_f64() * 1000.0;
+        let mut last_round_ms = elapsed_ms();
         while finalists.iter().any(|f| f.len() > 1)
             && rounds < kernels::MAX_PROBE_ROUNDS
             && (rounds < kernels::MIN_PROBE_ROUNDS
-                || started.elapsed().as_secs_f64() * 1000.0 < kernels::PROBE_BUDGET_MS)
+                || elapsed_ms() + last_round_ms <= kernels::PROBE_BUDGET_MS)
         {
+            let round_started = elapsed_ms();
             for (shape, finalists) in finalists.iter().enumerate() {
                 let n = finalists.len();
                 for j in 0..n {
@@ -439,6 +443,7 @@ impl Embedder {
                 }
             }
             rounds += 1;
+            last_round_ms = elapsed_ms() - round_started;
         }
         Ok(kernels
             .iter()
