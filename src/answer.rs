@@ -326,6 +326,10 @@ pub struct Relevance {
     /// paraphrase, so one of them refuses; and its present words are the glossary's
     /// guesses, which weigh nothing against it.
     pub cross_lingual: bool,
+    /// How many of the absent words name the sector the question is about
+    /// ([`Analyzer::sector_words`]: 殡葬 in 殡葬行业): the question asks about an industry or
+    /// kind of organisation the reports never mention, so one refuses.
+    pub absent_sectors: usize,
 }
 
 impl Relevance {
@@ -338,6 +342,9 @@ impl Relevance {
     pub fn unmentioned(&self) -> bool {
         if self.cross_lingual {
             return self.absent_weight > 0.0;
+        }
+        if self.absent_sectors > 0 {
+            return true;
         }
         self.absent_weight > ABSENT_WEIGHT_RATIO * self.matched_weight
     }
@@ -388,6 +395,16 @@ pub fn relevance(
             if !absent.contains(&word) && !in_collection(engine, &word) {
                 absent.push(word);
                 absent_activities += 1;
+            }
+        }
+        // A sector word the reports lack refuses on its own (see
+        // [`Relevance::absent_sectors`]); listed with the naming words.
+        for word in analyzer.sector_words(question) {
+            if !in_collection(engine, &word) {
+                relevance.absent_sectors += 1;
+                if !absent.contains(&word) {
+                    absent.insert(0, word);
+                }
             }
         }
     } else {

@@ -178,6 +178,12 @@ pub(crate) const ENGLISH_STOP_WORDS: &[&str] = &[
 
 /// jieba with its default dictionary, loaded once per process and shared by every
 /// analyzer without a vocabulary.
+/// Head nouns that make the word before them a sector: an industry (行业, 产业, 领域) or a
+/// kind of organisation (企业, 公司, 平台, 机构, 厂商), as in 殡葬行业 or 外卖平台
+/// ([`Analyzer::sector_words`]). The head words of the issue's own description of the
+/// failure ("an industry … the reports do not discuss"), not taken from any question.
+pub const SECTOR_HEADS: &[&str] = &["行业", "产业", "领域", "企业", "公司", "平台", "机构", "厂商"];
+
 static DEFAULT_JIEBA: LazyLock<Arc<Jieba>> = LazyLock::new(|| Arc::new(Jieba::new()));
 
 /// One analysed token: normalized text plus its byte range in the input.
@@ -366,6 +372,35 @@ impl Analyzer {
         })
     }
 
+    /// The words of `text` that say which industry or kind of organisation it is about:
+    /// a word right before one of [`SECTOR_HEADS`] (殡葬 in 殡葬行业, 外卖 in 外卖平台,
+    /// 风电 in 风电企业), filtered like [`Analyzer::naming_words`], of the tags of naming
+    /// and activity words (not pronouns or numerals: 哪类企业, 哪几个行业). A question
+    /// restricted to a sector names it this way, so a sector word the reports never use
+    /// means the reports do not cover what is asked.
+    pub fn sector_words(&self, text: &str) -> Vec<String> {
+        let folded = fold_traditional(text.chars().map(fold_width).collect());
+        let tags = self.jieba.tag(&folded, true);
+        let mut out: Vec<String> = Vec::new();
+        for pair in tags.windows(2) {
+            let word = pair[0].word.trim().to_lowercase();
+            let tag = pair[0].tag;
+            let names = tag.starts_with('n')
+                || tag.starts_with('v')
+                || matches!(tag, "t" | "j" | "x" | "eng");
+            if SECTOR_HEADS.contains(&pair[1].word)
+                && names
+                && word.chars().count() >= 2
+                && word.chars().all(|c| c.is_alphanumeric())
+                && !is_stop_word(&word)
+                && !out.contains(&word)
+            {
+                out.push(word);
+            }
+        }
+        out
+    }
+
     /// The distinct words of `text` (folded like [`Analyzer::analyze`], lowercase) whose
     /// jieba tag and word `keep` accepts: two characters or more, letters and digits
     /// only, stop words left out, in first-seen order.
@@ -502,6 +537,33 @@ mod tests {
                 .iter()
                 .any(|w| w == "缺好")
         );
+    }
+
+    #[test]
+    fn sector_words_are_the_words_before_an_industry_or_organisation_noun() {
+        let analyzer = Analyzer::new();
+        assert_eq!(
+            analyzer.sector_words("外卖平台的大模型客服每天处理多少订单？"),
+            ["外卖"]
+        );
+        assert_eq!(
+            analyzer.sector_words("殡葬行业和制造企业的大模型应用现状如何？"),
+            ["殡葬", "制造"]
+        );
+        // Without a head noun there is no sector, whatever the words.
+        assert!(
+            analyzer
+                .sector_words("大模型在渔业中有哪些应用？")
+                .is_empty()
+        );
+        // Stop words, pronouns and numerals before a head name no sector.
+        for question in [
+            "这些企业如何部署大模型？",
+            "哪类企业是大模型的潜在客户？",
+            "哪几个行业大模型渗透率最高？",
+        ] {
+            assert!(analyzer.sector_words(question).is_empty(), "{question}");
+        }
     }
 
     #[test]
