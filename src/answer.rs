@@ -13,7 +13,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::{Analyzer, Glossary, in_chinese};
-use crate::corpus::{Citation, opens_with_furniture, readable_sentences as sentences};
+use crate::corpus::{Citation, is_han, opens_with_furniture, readable_sentences as sentences};
 use crate::error::Result;
 use crate::generate::{LlmClient, renumber_citations};
 use crate::retrieve::{DenseStats, Engine, Hit, Mode, SearchRequest};
@@ -362,6 +362,14 @@ pub const ABSENT_WEIGHT_RATIO: f32 = 1.0;
 /// paraphrases ("把智能客服当作切入口"), so it says less than a noun.
 pub const ABSENT_ACTIVITY_SHARE: f32 = 0.5;
 
+/// What an English word the collection never uses in translation weighs against a
+/// question that also quotes Chinese words the collection holds, as a share of an absent
+/// Chinese naming word: the glossary's translations are guesses ("avatar" → 化身, 头像,
+/// where the reports say 分身), the quoted Chinese is the person's own. The share of
+/// [`ABSENT_ACTIVITY_SHARE`], for a word that says less than a noun the person wrote;
+/// not fitted.
+pub const ABSENT_TRANSLATION_SHARE: f32 = 0.5;
+
 /// The words of `question` the reports lack and the weights that decide
 /// ([`Relevance`]). For a question in Chinese the words are its naming words
 /// ([`Analyzer::naming_words`]); for one in another language its common (not
@@ -383,6 +391,9 @@ pub fn relevance(
     // Absent words that name an activity rather than a thing weigh
     // [`ABSENT_ACTIVITY_SHARE`] of an absent naming word.
     let mut absent_activities = 0usize;
+    // Absent English words of a question that also quotes Chinese the reports hold weigh
+    // [`ABSENT_TRANSLATION_SHARE`] of one.
+    let mut absent_guesses = 0usize;
     if in_chinese(question) {
         for word in analyzer.naming_words(question) {
             if in_collection(engine, &word) {
@@ -408,12 +419,28 @@ pub fn relevance(
             }
         }
     } else {
-        relevance.cross_lingual = true;
         absent = engine.unused_english_words(&common_words(question));
-        present = translated.to_vec();
+        // The Chinese words an English question quotes ("digital human (数智人)") are the
+        // person's own, not the glossary's guesses: when the collection holds some, they
+        // are weighed against the absent English words as in a Chinese question, each of
+        // those at [`ABSENT_TRANSLATION_SHARE`].
+        present = analyzer
+            .naming_words(question)
+            .into_iter()
+            .chain(analyzer.activity_words(question))
+            .filter(|w| w.chars().any(is_han) && in_collection(engine, w))
+            .collect();
+        present.dedup();
+        if present.is_empty() {
+            relevance.cross_lingual = true;
+            present = translated.to_vec();
+        } else {
+            absent_guesses = absent.len();
+        }
     }
-    relevance.absent_weight = ((absent.len() - absent_activities) as f32
-        + ABSENT_ACTIVITY_SHARE * absent_activities as f32)
+    relevance.absent_weight = ((absent.len() - absent_activities - absent_guesses) as f32
+        + ABSENT_ACTIVITY_SHARE * absent_activities as f32
+        + ABSENT_TRANSLATION_SHARE * absent_guesses as f32)
         * idf(0.0);
     relevance.missing = absent
         .into_iter()

@@ -153,3 +153,23 @@ fn an_english_question_on_a_subject_the_reports_never_mention_is_refused() {
     let answer = ask_fixture("How do banks use large models for risk control?");
     assert!(answer.found, "{answer:?}");
 }
+
+#[test]
+#[cfg_attr(debug_assertions, ignore = "real model: run with cargo test --release")]
+fn an_english_question_quoting_chinese_the_reports_hold_is_weighed_by_that_chinese() {
+    // No translation of "avatar" is in the collection. Alone, that refuses an English
+    // question; the person's own Chinese (理赔, which the insurance passage holds)
+    // outweighs a glossary guess.
+    let quoted = ask_fixture("How much faster are claims (理赔) handled with an avatar?");
+    let plain = ask_fixture("How much faster are claims handled with an avatar?");
+    let generic = ask_fixture("How are 大模型 used in fishing?");
+    assert!(quoted.found, "{quoted:?}");
+    assert!(!plain.found, "{plain:?}");
+    assert!(
+        plain.missing_terms.iter().any(|m| m.term == "avatar"),
+        "{:?}",
+        plain.missing_terms
+    );
+    // Quoting what every passage says (大模型) does not outweigh an absent subject.
+    assert!(!generic.found, "{generic:?}");
+}
