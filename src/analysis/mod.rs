@@ -182,7 +182,9 @@ pub(crate) const ENGLISH_STOP_WORDS: &[&str] = &[
 /// kind of organisation (企业, 公司, 平台, 机构, 厂商), as in 殡葬行业 or 外卖平台
 /// ([`Analyzer::sector_words`]). The head words of the issue's own description of the
 /// failure ("an industry … the reports do not discuss"), not taken from any question.
-pub const SECTOR_HEADS: &[&str] = &["行业", "产业", "领域", "企业", "公司", "平台", "机构", "厂商"];
+pub const SECTOR_HEADS: &[&str] = &[
+    "行业", "产业", "领域", "企业", "公司", "平台", "机构", "厂商",
+];
 
 static DEFAULT_JIEBA: LazyLock<Arc<Jieba>> = LazyLock::new(|| Arc::new(Jieba::new()));
 
@@ -399,6 +401,14 @@ impl Analyzer {
             }
         }
         out
+    }
+
+    /// The names of people (jieba tags `nr…`) and of places (`ns…`) in `text`, for
+    /// telling a sentence that names who or where from one that only repeats the question.
+    pub fn names(&self, text: &str) -> (Vec<String>, Vec<String>) {
+        let people = self.tagged_words(text, |tag, _| tag.starts_with("nr"));
+        let places = self.tagged_words(text, |tag, _| tag.starts_with("ns"));
+        (people, places)
     }
 
     /// The distinct words of `text` (folded like [`Analyzer::analyze`], lowercase) whose
