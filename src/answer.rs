@@ -497,7 +497,6 @@ pub fn relevance(
             .chain(analyzer.activity_words(question))
             .filter(|w| w.chars().any(is_han) && in_collection(engine, w))
             .collect();
-        present.dedup();
         if present.is_empty() {
             relevance.cross_lingual = true;
             present = translated.to_vec();
