@@ -845,12 +845,7 @@ fn discriminating_terms<'a>(
 /// width, traditional → simplified, lowercase), for matching a question's wording where
 /// word segmentation splits it differently (第一大镇 against 第一大区).
 fn char_pairs(text: &str) -> HashSet<(char, char)> {
-    let folded = crate::analysis::fold_traditional(
-        text.chars()
-            .map(crate::analysis::fold_width)
-            .flat_map(char::to_lowercase)
-            .collect(),
-    );
+    let folded = crate::analysis::fold_text(text).to_lowercase();
     let chars: Vec<char> = folded.chars().collect();
     chars
         .windows(2)
@@ -1086,9 +1081,7 @@ fn compose(
 ) -> (String, Vec<Source>) {
     // The question folded as the analyzer folds text (traditional → simplified), so that
     // cues and names compare across scripts (幾 / 几, 名稱 / 名称).
-    let folded_question = crate::analysis::fold_traditional(
-        question.chars().map(crate::analysis::fold_width).collect(),
-    );
+    let folded_question = crate::analysis::fold_text(question);
     let wants_number = asks_for_a_number(&folded_question);
     let wants_name = asks_for_a_name(&folded_question);
     let wants_kind = if chinese {

@@ -178,6 +178,12 @@ pub(crate) const ENGLISH_STOP_WORDS: &[&str] = &[
 
 /// jieba with its default dictionary, loaded once per process and shared by every
 /// analyzer without a vocabulary.
+/// A word that can say what a question is about: two characters or more, letters and
+/// digits only, not a stop word.
+fn is_content_word(word: &str) -> bool {
+    word.chars().count() >= 2 && word.chars().all(|c| c.is_alphanumeric()) && !is_stop_word(word)
+}
+
 /// Head nouns that make the word before them a sector: an industry (行业, 产业, 领域) or a
 /// kind of organisation (企业, 公司, 平台, 机构, 厂商), as in 殡葬行业 or 外卖平台
 /// ([`Analyzer::sector_words`]). The head words of the issue's own description of the
@@ -207,6 +213,13 @@ pub fn fold_width(c: char) -> char {
         0x3000 => ' ',
         _ => c,
     }
+}
+
+/// The text as the analyzer segments it: widths ([`fold_width`]) and traditional
+/// characters ([`fold_traditional`]) folded, so that questions, sentences and the index
+/// compare in one script.
+pub fn fold_text(text: &str) -> String {
+    fold_traditional(text.chars().map(fold_width).collect())
 }
 
 /// Folds traditional Chinese characters to simplified ones, so that a question in one
@@ -381,7 +394,7 @@ impl Analyzer {
     /// restricted to a sector names it this way, so a sector word the reports never use
     /// means the reports do not cover what is asked.
     pub fn sector_words(&self, text: &str) -> Vec<String> {
-        let folded = fold_traditional(text.chars().map(fold_width).collect());
+        let folded = fold_text(text);
         let tags = self.jieba.tag(&folded, true);
         let mut out: Vec<String> = Vec::new();
         for pair in tags.windows(2) {
@@ -392,9 +405,7 @@ impl Analyzer {
                 || matches!(tag, "t" | "j" | "x" | "eng");
             if SECTOR_HEADS.contains(&pair[1].word)
                 && names
-                && word.chars().count() >= 2
-                && word.chars().all(|c| c.is_alphanumeric())
-                && !is_stop_word(&word)
+                && is_content_word(&word)
                 && !out.contains(&word)
             {
                 out.push(word);
@@ -415,16 +426,11 @@ impl Analyzer {
     /// jieba tag and word `keep` accepts: two characters or more, letters and digits
     /// only, stop words left out, in first-seen order.
     fn tagged_words(&self, text: &str, keep: impl Fn(&str, &str) -> bool) -> Vec<String> {
-        let folded = fold_traditional(text.chars().map(fold_width).collect());
+        let folded = fold_text(text);
         let mut out: Vec<String> = Vec::new();
         for t in self.jieba.tag(&folded, true) {
             let word = t.word.trim().to_lowercase();
-            if word.chars().count() >= 2
-                && word.chars().all(|c| c.is_alphanumeric())
-                && !is_stop_word(&word)
-                && !out.contains(&word)
-                && keep(t.tag, t.word)
-            {
+            if is_content_word(&word) && !out.contains(&word) && keep(t.tag, t.word) {
                 out.push(word);
             }
         }

@@ -34,7 +34,7 @@ use jieba_rs::Jieba;
 use crate::corpus::is_han;
 use crate::error::{Error, Result};
 
-use super::{DEFAULT_JIEBA, fold_traditional, fold_width, is_stop_word};
+use super::{DEFAULT_JIEBA, fold_text, is_stop_word};
 
 /// Version of the discovery rules; part of the index settings, so changing them
 /// rebuilds the index (and its vocabulary).
@@ -112,11 +112,6 @@ impl Origin {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Vocabulary {
     words: BTreeMap<String, Origin>,
-}
-
-/// The text as the analyzer segments it: widths and traditional characters folded.
-fn folded(text: &str) -> String {
-    fold_traditional(text.chars().map(fold_width).collect())
 }
 
 /// A jieba word that can be part of a vocabulary word: Chinese characters only, or a
@@ -283,13 +278,13 @@ impl Vocabulary {
         texts: impl IntoIterator<Item = &'a str>,
         names: impl IntoIterator<Item = &'a str>,
     ) -> Vocabulary {
-        let texts: Vec<String> = texts.into_iter().map(folded).collect();
+        let texts: Vec<String> = texts.into_iter().map(fold_text).collect();
         let occurrences =
             |word: &str| -> usize { texts.iter().map(|t| t.matches(word).count()).sum() };
         let mut words = BTreeMap::new();
         let first = RunStatistics::gather(&texts, &DEFAULT_JIEBA);
         for name in names {
-            for run in folded(name).split(|c: char| !(is_han(c) || c.is_ascii_alphanumeric())) {
+            for run in fold_text(name).split(|c: char| !(is_han(c) || c.is_ascii_alphanumeric())) {
                 if is_candidate(run) && first.keeps_jieba_words(run, occurrences(run)) {
                     words.entry(run.to_string()).or_insert(Origin::Catalog);
                 }
