@@ -660,7 +660,16 @@ impl Engine {
         let mut terms = analyzer.query_terms(query);
         let own = terms.len();
         if !query.chars().any(is_han) {
-            for concept in self.translate(query) {
+            let concepts = self.translate(query);
+            tracing::debug!(
+                "translated {query:?}: {}",
+                concepts
+                    .iter()
+                    .map(|c| format!("{}={}", c.english, c.chinese.join("|")))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            for concept in concepts {
                 for word in concept.chinese {
                     for term in analyzer.query_terms(&word) {
                         if !terms.contains(&term) {
@@ -677,23 +686,43 @@ impl Engine {
     /// Chinese words this collection uses most for it. A Chinese word counts as used when
     /// every one of its terms occurs; how much, by its rarest term's document frequency.
     pub fn translate(&self, query: &str) -> Vec<Concept> {
-        let analyzer = self.analyzer();
-        Glossary::bundled().translate(query, |word| {
-            let terms = analyzer.query_terms(word);
-            let rarest = terms.iter().map(|t| self.document_frequency(t)).min()?;
-            (rarest > 0).then_some(rarest)
-        })
+        Glossary::bundled().translate(query, |word| self.translation_frequency(word))
+    }
+
+    /// How often the collection uses a Chinese word a glossary gives (its rarest term's
+    /// document frequency), or None when it never writes it. A word the analyzer cuts
+    /// into words of two characters or more is used when they all are (国家电网公司: the
+    /// reports write 国家电网 and 公司); one cut into single characters too counts only
+    /// where some passage has it whole, since single characters occur apart in any large
+    /// text (风电厂 is 风 and 电厂, and the reports name no wind farm; 本日 is 本 and 日).
+    fn translation_frequency(&self, word: &str) -> Option<u64> {
+        let terms = self.analyzer().query_terms(word);
+        let rarest = terms.iter().map(|t| self.document_frequency(t)).min()?;
+        let has_single_characters = terms.len() > 1 && terms.iter().any(|t| t.chars().count() == 1);
+        if rarest == 0
+            || (has_single_characters && !self.passages().iter().any(|p| p.text.contains(word)))
+        {
+            return None;
+        }
+        Some(rarest)
     }
 
     /// The English words of `query` whose translations the collection never uses
     /// ([`Glossary::unused_words`]): subjects the reports do not mention.
     pub fn unused_english_words(&self, query: &str) -> Vec<String> {
-        let analyzer = self.analyzer();
-        Glossary::bundled().unused_words(query, |word| {
-            let terms = analyzer.query_terms(word);
-            let rarest = terms.iter().map(|t| self.document_frequency(t)).min()?;
-            (rarest > 0).then_some(rarest)
-        })
+        // Which of some strings the passages' text holds, in one pass over it.
+        let holds_any = |candidates: &[String]| -> bool {
+            match aho_corasick::AhoCorasick::new(candidates) {
+                Ok(automaton) => self.passages().iter().any(|p| automaton.is_match(&p.text)),
+                // Cannot search: take the phrase as said, so that nothing is refused for it.
+                Err(_) => true,
+            }
+        };
+        Glossary::bundled().unused_words_and_phrases(
+            query,
+            |word| self.translation_frequency(word),
+            &holds_any,
+        )
     }
 
     /// The fusion in use.
@@ -1038,6 +1067,54 @@ pub fn fuse(bm25: &[(u32, f32)], dense: &[(u32, f32)], fusion: Fusion) -> Vec<(u
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A lexical-only engine over one passage per text.
+    fn lexical_engine(dir: &Path, texts: &[&str]) -> Engine {
+        let passages: Vec<Passage> = texts
+            .iter()
+            .enumerate()
+            .map(|(i, text)| Passage {
+                id: format!("t.txt#{i}"),
+                citation: crate::corpus::Citation {
+                    source: "t.txt".into(),
+                    title: String::new(),
+                    section: String::new(),
+                    line_start: i + 1,
+                    line_end: i + 1,
+                    char_start: 0,
+                    char_end: text.chars().count(),
+                },
+                text: text.to_string(),
+            })
+            .collect();
+        Engine::build_from_passages(
+            dir,
+            &passages,
+            None,
+            Fusion::default(),
+            &crate::progress::NoProgress,
+        )
+        .expect("a lexical engine builds")
+    }
+
+    #[test]
+    fn a_glossary_word_cut_into_single_characters_is_used_only_where_written_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = lexical_engine(
+            dir.path(),
+            &[
+                "本报告发布于3月1日。",
+                "国家电网有限公司与多家公司合作建设大模型。",
+            ],
+        );
+        // 本 and 日 are both in the collection, 本日 nowhere.
+        assert!(engine.document_frequency("本") > 0 && engine.document_frequency("日") > 0);
+        assert_eq!(engine.translation_frequency("本日"), None);
+        // Words of two characters or more compose: the reports' 国家电网 and 公司.
+        assert!(engine.translation_frequency("国家电网公司").is_some());
+        assert!(engine.translation_frequency("报告").is_some());
+        assert_eq!(engine.translation_frequency("渔业"), None);
+    }
 
     #[test]
     fn rrf_rewards_agreement_between_retrievers() {

@@ -132,16 +132,11 @@ fn a_question_about_a_sector_the_reports_never_mention_is_refused_whatever_else_
 #[test]
 #[cfg_attr(debug_assertions, ignore = "real model: run with cargo test --release")]
 fn an_english_question_on_a_subject_the_reports_never_mention_is_refused() {
+    // The glossary's phrase (渔业) is named in the question's own words.
     let answer = ask_fixture("How are large models used in the fishing industry?");
-    assert!(!answer.found, "{answer:?}");
-    assert!(
-        answer
-            .missing_terms
-            .iter()
-            .any(|m| m.term == "fish" && m.missing_from == MissingFrom::Collection),
-        "{:?}",
-        answer.missing_terms
-    );
+    assert_refused_for(&answer, "fishing industry");
+    let answer = ask_fixture("How are large models used in fishing?");
+    assert_refused_for(&answer, "fishing");
     // The same kind of question about a subject the collection covers is answered.
     let answer = ask_fixture("How do banks use large models for risk control?");
     assert!(answer.found, "{answer:?}");

@@ -79,6 +79,12 @@ pub const QUESTION_WORDS: &[&str] = &[
     "whose",
 ];
 
+/// Stems of the English adverbs that place a question in time ("today", "currently"):
+/// translated and searched like other words (目前 for "currently" finds passages), but
+/// never a subject the reports lack, since they say 目前 or 现在 where the glossary has
+/// 今天 and 今日 for "today".
+pub const TIME_WORDS: &[&str] = &["today", "nowaday", "now", "current", "recent"];
+
 /// English → Chinese: each English definition of the dictionary, as its content-word
 /// stems, and the Chinese headwords it defines.
 pub struct Glossary {
@@ -91,6 +97,10 @@ pub struct Glossary {
     /// [`CALENDAR_NAMES`]: places, bodies and events ("Africa", "Mars", "Olympic"), which
     /// a question names as capitalized words too ([`Glossary::is_proper_noun`]).
     proper_nouns: HashSet<String>,
+    /// The two-word definitions in their own words, each made singular
+    /// ([`singular`]): "wind farm", "sign language". [`Glossary::unused_words_and_phrases`]
+    /// holds a question's phrase absent only when it is one of these.
+    two_word_definitions: HashSet<String>,
 }
 
 /// Month and weekday names: capitalized in English and in the dictionary, but a date, not
@@ -133,8 +143,10 @@ impl Glossary {
     /// Chinese are skipped; parenthesized remarks are dropped.
     pub fn parse(text: &str) -> Glossary {
         let mut analyzer = english_analyzer();
+        let mut word_analyzer = english_word_analyzer();
         let mut entries: BTreeMap<String, Vec<String>> = BTreeMap::new();
         let mut proper_nouns = HashSet::new();
+        let mut two_word_definitions = HashSet::new();
         let mut first_senses: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for line in text.lines() {
             let Some((headword, definitions)) = line.split_once('\t') else {
@@ -145,9 +157,18 @@ impl Glossary {
                 .enumerate()
                 .flat_map(|(sense, group)| group.split(';').map(move |d| (sense, d)))
             {
-                let Some(key) = definition_key(&mut analyzer, definition) else {
+                let Some(plain) = definition_text(definition) else {
                     continue;
                 };
+                let stems = content_stems(&mut analyzer, &plain);
+                if stems.is_empty() || stems.len() > MAX_DEFINITION_WORDS {
+                    continue;
+                }
+                if stems.len() == 2 {
+                    two_word_definitions
+                        .insert(content_words(&mut word_analyzer, &plain).join(" "));
+                }
+                let key = stems.join(" ");
                 if sense == 0 && key.split(' ').count() <= SHORT_DEFINITION_WORDS {
                     let words = first_senses.entry(key.clone()).or_default();
                     if !words.iter().any(|w| w == headword) {
@@ -169,6 +190,7 @@ impl Glossary {
             entries,
             first_senses,
             proper_nouns,
+            two_word_definitions,
         }
     }
 
@@ -236,19 +258,55 @@ impl Glossary {
         question: &str,
         frequency: impl Fn(&str) -> Option<u64>,
     ) -> Vec<Concept> {
-        self.look_up(question, frequency).0
+        self.look_up(question, frequency, None).0
     }
 
     /// The English words of `question` the glossary knows but the collection uses none of
     /// the translations of ("fishing" → 渔业, 捕鱼…, none in the reports): words whose
     /// subject the reports never mention. Words the glossary does not know (most proper
-    /// names) are not among them: that the reports lack them says nothing.
+    /// names) are not among them: that the reports lack them says nothing. Each is named
+    /// as the question writes it, made singular ("fishing", "hotel").
     pub fn unused_words(
         &self,
         question: &str,
         frequency: impl Fn(&str) -> Option<u64>,
     ) -> Vec<String> {
-        self.look_up(question, frequency).1
+        self.look_up(question, frequency, None).1
+    }
+
+    /// [`Glossary::unused_words`], and the two-word phrases the glossary defines in the
+    /// question's own words, plural aside, whose every translation the collection lacks
+    /// ("sign language" → 手语, "wind farms" → 风场) and whose words it never writes side by
+    /// side in translation either: a phrase says more than its words, each of which the
+    /// reports may use on their own (签, 语言). `holds_any` says whether the collection's
+    /// text contains any of the strings given, and gets each translation of the first word
+    /// joined to each of the second's. Stems are not enough: "electricity consumption"
+    /// stems as the dictionary's "electric consumption" (功耗, a device's power draw), and
+    /// the reports do speak of electricity use.
+    pub fn unused_words_and_phrases(
+        &self,
+        question: &str,
+        frequency: impl Fn(&str) -> Option<u64>,
+        holds_any: &dyn Fn(&[String]) -> bool,
+    ) -> Vec<String> {
+        self.look_up(question, frequency, Some(holds_any)).1
+    }
+
+    /// Each translation of `first` joined to each of `second`'s, at most
+    /// [`MAX_COMPOSED_TRANSLATIONS`] of each (the shortest: single characters compose most).
+    fn compositions(&self, first: &str, second: &str) -> Vec<String> {
+        let shortest = |stem: &str| {
+            let mut words = self.lookup(stem);
+            words.sort_by_key(|w| (w.chars().count(), *w));
+            words.dedup();
+            words.truncate(MAX_COMPOSED_TRANSLATIONS);
+            words
+        };
+        let seconds = shortest(second);
+        shortest(first)
+            .into_iter()
+            .flat_map(|a| seconds.iter().map(move |b| format!("{a}{b}")))
+            .collect()
     }
 
     /// Whether the collection uses a headword whose first sense is a definition of at most
@@ -281,6 +339,7 @@ impl Glossary {
         &self,
         question: &str,
         frequency: impl Fn(&str) -> Option<u64>,
+        holds_any: Option<&dyn Fn(&[String]) -> bool>,
     ) -> (Vec<Concept>, Vec<String>) {
         let mut analyzer = english_analyzer();
         let mut unused = Vec::new();
@@ -294,12 +353,15 @@ impl Glossary {
             .collect();
         // The amounts are translated whole: their scale words are not looked up again.
         let rest = AMOUNT.replace_all(question, ",");
+        let mut word_analyzer = english_word_analyzer();
         for clause in rest.split(is_clause_break) {
             let stems = content_stems(&mut analyzer, clause);
+            let words = content_words(&mut word_analyzer, clause);
             let mut i = 0;
             while i < stems.len() {
                 let mut taken = 1;
                 let mut found = false;
+                let mut unused_phrase = None;
                 for n in (1..=MAX_PHRASE_WORDS.min(stems.len() - i)).rev() {
                     let key = stems[i..i + n].join(" ");
                     let mut used: Vec<(&str, u64)> = self
@@ -308,6 +370,16 @@ impl Glossary {
                         .filter_map(|w| frequency(w).map(|f| (w, f)))
                         .collect();
                     if used.is_empty() {
+                        if n == 2
+                            && let Some(holds_any) = holds_any
+                            && words.len() == stems.len()
+                            && self
+                                .two_word_definitions
+                                .contains(&words[i..i + 2].join(" "))
+                            && !holds_any(&self.compositions(&stems[i], &stems[i + 1]))
+                        {
+                            unused_phrase = Some(words[i..i + 2].join(" "));
+                        }
                         continue;
                     }
                     used.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
@@ -324,14 +396,28 @@ impl Glossary {
                     found = true;
                     break;
                 }
+                if let Some(phrase) = unused_phrase {
+                    if !unused.contains(&phrase) {
+                        unused.push(phrase);
+                    }
+                    i += 2;
+                    continue;
+                }
                 let stem = &stems[i];
+                // Named as the question writes it ("fishing", not the stem "fish").
+                let word = if words.len() == stems.len() {
+                    &words[i]
+                } else {
+                    stem
+                };
                 if !found
                     && !stem.chars().any(|c| c.is_ascii_digit())
+                    && !TIME_WORDS.contains(&stem.as_str())
                     && !self.lookup(stem).is_empty()
                     && !self.used_in_short_definitions(stem, &frequency)
-                    && !unused.contains(stem)
+                    && !unused.contains(word)
                 {
-                    unused.push(stem.clone());
+                    unused.push(word.clone());
                 }
                 i += taken;
             }
@@ -339,6 +425,11 @@ impl Glossary {
         (concepts, unused)
     }
 }
+
+/// Translations per word joined in [`Glossary::unused_words_and_phrases`]: a word has up
+/// to a few dozen; 16 of each bounds the strings searched to 256, and the short ones,
+/// kept first, are the ones that compose.
+pub const MAX_COMPOSED_TRANSLATIONS: usize = 16;
 
 /// Definitions of at most this many words count for [`Glossary::unused_words`]: longer
 /// ones mention a word in passing ("used in the fishing industry").
@@ -403,6 +494,49 @@ fn english_analyzer() -> TextAnalyzer {
         .build()
 }
 
+/// [`english_analyzer`] without the stemmer, its words made singular ([`singular`]) instead:
+/// Snowball stems merge derived words whose phrases mean other things ("electric
+/// consumption", 功耗, a device's power draw; "electricity consumption", a grid's), while
+/// a plural is the same phrase ("wind farms").
+fn english_word_analyzer() -> TextAnalyzer {
+    let stop: Vec<String> = QUESTION_WORDS
+        .iter()
+        .chain(super::ENGLISH_STOP_WORDS)
+        .map(|w| w.to_string())
+        .collect();
+    TextAnalyzer::builder(SimpleTokenizer::default())
+        .filter(LowerCaser)
+        .filter(StopWordFilter::remove(stop))
+        .build()
+}
+
+/// The singular of a lowercase English noun by the regular endings: "farms" → "farm",
+/// "libraries" → "library", "taxes" → "tax"; "glass" and "analysis" stay.
+fn singular(word: &str) -> String {
+    if let Some(stem) = word.strip_suffix("ies")
+        && stem.len() >= 2
+    {
+        return format!("{stem}y");
+    }
+    for ending in ["ches", "shes", "sses", "xes"] {
+        if let Some(stem) = word.strip_suffix(ending) {
+            return format!("{stem}{}", &ending[..ending.len() - 2]);
+        }
+    }
+    match word.strip_suffix('s') {
+        Some(stem) if stem.len() >= 3 && !stem.ends_with(['s', 'u', 'i']) => stem.to_string(),
+        _ => word.to_string(),
+    }
+}
+
+/// Content words of `text` made singular, in order: what [`english_word_analyzer`] keeps.
+fn content_words(analyzer: &mut TextAnalyzer, text: &str) -> Vec<String> {
+    content_stems(analyzer, text)
+        .iter()
+        .map(|w| singular(w))
+        .collect()
+}
+
 /// Content-word stems of `text`, in order.
 fn content_stems(analyzer: &mut TextAnalyzer, text: &str) -> Vec<String> {
     let mut stems = Vec::new();
@@ -432,8 +566,9 @@ fn capitalized_word(definition: &str) -> Option<String> {
     .then(|| plain.to_ascii_lowercase())
 }
 
-/// The lookup key of one dictionary definition, or None when it is no translation.
-fn definition_key(analyzer: &mut TextAnalyzer, definition: &str) -> Option<String> {
+/// One dictionary definition lowercase with its parenthesized remarks dropped, or None
+/// when it is no translation.
+fn definition_text(definition: &str) -> Option<String> {
     let lower = definition.trim().to_lowercase();
     let skip = lower.is_empty()
         || lower.contains("variant of")
@@ -456,8 +591,7 @@ fn definition_key(analyzer: &mut TextAnalyzer, definition: &str) -> Option<Strin
             _ => {}
         }
     }
-    let stems = content_stems(analyzer, &plain);
-    (!stems.is_empty() && stems.len() <= MAX_DEFINITION_WORDS).then(|| stems.join(" "))
+    Some(plain)
 }
 
 #[cfg(test)]
@@ -603,6 +737,66 @@ mod tests {
         assert!(!glossary.is_proper_noun("Frost"));
         assert!(!glossary.is_proper_noun("Belle"));
         assert!(!glossary.is_proper_noun("Bell"));
+    }
+
+    #[test]
+    fn a_phrase_the_dictionary_gives_in_the_question_s_words_is_unused_when_none_of_its_translations_is()
+     {
+        let glossary = Glossary::parse(
+            "风场\twind farm\n\
+             风\twind\n\
+             农场\tfarm\n\
+             功耗\telectric consumption\n\
+             电\telectric/electricity\n\
+             消费\tconsumption\n\
+             今天\ttoday\n",
+        );
+        let used = |w: &str| matches!(w, "风" | "农场" | "电" | "消费").then_some(1);
+        let nowhere = |_: &[String]| false;
+        // Each word alone is used, so the word rule finds nothing; the phrase is unused.
+        let question = "How do wind farms use models?";
+        assert!(glossary.unused_words(question, used).is_empty());
+        assert_eq!(
+            glossary.unused_words_and_phrases(question, used, &nowhere),
+            vec!["wind farm"]
+        );
+        // The collection writing the words side by side in translation (风农场) keeps it.
+        let somewhere = |_: &[String]| true;
+        assert!(
+            glossary
+                .unused_words_and_phrases(question, used, &somewhere)
+                .is_empty()
+        );
+        // "electricity consumption" shares its stems with "electric consumption" (功耗), but
+        // is another phrase: a grid's, not a device's.
+        assert!(
+            glossary
+                .unused_words_and_phrases("On the electricity consumption side?", used, &nowhere)
+                .is_empty()
+        );
+        // A word placing the question in time is no subject the reports lack.
+        assert!(
+            glossary
+                .unused_words("Which farms use models today?", used)
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn nouns_are_made_singular_by_their_regular_endings() {
+        for (plural, one) in [
+            ("farms", "farm"),
+            ("libraries", "library"),
+            ("taxes", "tax"),
+            ("churches", "church"),
+            ("classes", "class"),
+            ("glass", "glass"),
+            ("analysis", "analysis"),
+            ("status", "status"),
+            ("bus", "bus"),
+        ] {
+            assert_eq!(singular(plural), one, "{plural}");
+        }
     }
 
     #[test]
