@@ -553,30 +553,15 @@ pub fn relevance(
     relevance
 }
 
-/// An English question with its capitalized words after the first left out (commas in
-/// their place, so phrases do not join across them): those are names ("Frost &
-/// Sullivan", "Belle"), and what the glossary gives for them as common words says nothing
-/// about whether the reports name them; hyphenated compounds go too ([`is_hyphenated`]).
-/// Kept are the proper nouns the glossary defines
-/// as such ([`Glossary::is_proper_noun`]: "Africa", "Mars"), places and events whose
-/// Chinese name the reports would use if they spoke of them.
+/// An English question with its names left out ([`Glossary::without_names`]: what the
+/// glossary gives for "Frost & Sullivan" or "Belle" as common words says nothing about
+/// whether the reports name them), and its hyphenated compounds too ([`is_hyphenated`]).
 fn common_words(question: &str) -> String {
-    let glossary = Glossary::bundled();
-    question
+    let compounds_out: Vec<&str> = question
         .split(' ')
-        .enumerate()
-        .map(|(i, word)| {
-            let name = i > 0
-                && word.starts_with(|c: char| c.is_uppercase())
-                && !glossary.is_proper_noun(word);
-            if name || is_hyphenated(word) {
-                ","
-            } else {
-                word
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+        .map(|word| if is_hyphenated(word) { "," } else { word })
+        .collect();
+    Glossary::bundled().without_names(&compounds_out.join(" "))
 }
 
 /// Whether `word` is a hyphenated compound ("few-shot", "real-time", "AI-driven"): a

@@ -207,6 +207,25 @@ impl Glossary {
         self.proper_nouns.contains(&word.to_lowercase())
     }
 
+    /// `question` with its capitalized words after the first replaced by commas, so that
+    /// phrases do not join across them: names ("Frost & Sullivan", "Belle", "First New
+    /// Voice"), whose words the glossary knows only as common words (第一, 新, 语音). Kept
+    /// are the proper nouns it defines as such ([`Glossary::is_proper_noun`]: "Beijing",
+    /// "Africa"), whose Chinese names the reports would use.
+    pub fn without_names(&self, question: &str) -> String {
+        question
+            .split(' ')
+            .enumerate()
+            .map(|(i, word)| {
+                let name = i > 0
+                    && word.starts_with(|c: char| c.is_uppercase())
+                    && !self.is_proper_noun(word);
+                if name { "," } else { word }
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
     /// The dictionary compiled into the binary, parsed on first use (about half a second).
     pub fn bundled() -> &'static Glossary {
         static BUNDLED: LazyLock<Glossary> = LazyLock::new(|| {
