@@ -283,3 +283,47 @@ fn a_search_response_lists_the_terms_it_searched() {
     let json = serde_json::to_value(&response).unwrap();
     assert!(json["terms"].as_array().unwrap().len() >= 2);
 }
+
+#[test]
+fn an_english_question_is_embedded_with_the_chinese_words_of_its_english() {
+    let e = engine();
+    let question = "When computing power is insufficient, what do companies rent?";
+    let bilingual = e
+        .bilingual_query(question)
+        .expect("the glossary knows its words");
+    assert!(bilingual.starts_with(question), "{bilingual}");
+    assert!(bilingual.contains("算力"), "{bilingual}");
+    // Names are left out (Belle is no common word), a Chinese question is embedded as is.
+    let named = e
+        .bilingual_query("How many stores does Belle Fashion have?")
+        .unwrap_or_default();
+    assert!(!named.contains("时尚"), "{named}");
+    assert_eq!(e.bilingual_query("算力不足时企业怎么办"), None);
+    // Dense retrieval searches with the bilingual text's vector.
+    use wenda::embed::Encoder;
+    let ranking = e
+        .rank(&request(question, Mode::Dense, 3), Fusion::default(), None)
+        .unwrap();
+    assert_eq!(
+        ranking.query_vector,
+        Some(BigramEncoder.encode_query(&bilingual).unwrap())
+    );
+}
+
+#[test]
+fn an_english_question_s_confidence_is_measured_with_its_own_vector() {
+    use wenda::embed::Encoder;
+    let e = engine();
+    let question = "When computing power is insufficient, what do companies rent?";
+    let stats = |query: &str, vector: Option<&[f32]>| {
+        e.rank(&request(query, Mode::Dense, 5), Fusion::default(), vector)
+            .unwrap()
+            .dense_stats
+            .expect("dense statistics")
+    };
+    let own = BigramEncoder.encode_query(question).unwrap();
+    let bilingual = e.bilingual_query(question).unwrap();
+    // Searched with the bilingual text, judged as the English question alone would be.
+    assert_eq!(stats(question, None), stats(question, Some(&own)));
+    assert_ne!(stats(question, None), stats(&bilingual, None));
+}
