@@ -23,10 +23,10 @@ pub use chunk::{
 pub use clean::clean_for_reading;
 pub use documents::{DocumentSpan, Documents, MAX_SPAN_CHARS, SPAN_CONTEXT_CHARS};
 pub use sentences::{
-    FURNITURE_MARKERS, MAX_HEADING_CHARS, MAX_LEADING_HEADINGS, MIN_CHARS_PER_PIECE,
-    MIN_PROSE_HAN_SHARE, MIN_SENTENCE_CHARS, SENTENCE_RULES_VERSION, is_furniture, is_heading,
-    is_prose, is_table_of_contents, leading_heading, opens_with_furniture, readable_sentences,
-    without_leading_headings,
+    FURNITURE_MARKERS, MAX_BRACKETED_CHARS, MAX_HEADING_CHARS, MAX_LEADING_HEADINGS,
+    MIN_CHARS_PER_PIECE, MIN_PROSE_HAN_SHARE, MIN_SENTENCE_CHARS, SENTENCE_RULES_VERSION,
+    is_furniture, is_heading, is_prose, is_table_of_contents, leading_heading,
+    opens_with_furniture, readable_sentences, without_leading_headings,
 };
 
 use crate::error::{Error, Result};

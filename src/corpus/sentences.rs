@@ -16,7 +16,7 @@ pub const MIN_SENTENCE_CHARS: usize = 6;
 /// ([`is_heading`]), page furniture ([`is_furniture`]) and lines that are not prose
 /// ([`is_prose`]) dropped.
 pub fn readable_sentences(text: &str) -> Vec<String> {
-    split_sentences(text)
+    bracketed_sentences(text)
         .into_iter()
         .flat_map(list_items)
         .map(clean_for_reading)
@@ -30,6 +30,55 @@ pub fn readable_sentences(text: &str) -> Vec<String> {
         })
         .collect()
 }
+
+/// [`split_sentences`], with a piece that ends inside an open bracket or quote joined to
+/// those after it until it closes: a semicolon or full stop inside 「…」, （…） or -{…}-
+/// ends no sentence ("伊维卡·奥利奇（，；），克罗地亚足球运动员…", "曾起草告示称「金钱鼠尾，乃新朝之
+/// 雅政；峨冠博带，实亡国之陋规」。"), and cut there the answer lies in a piece that reads as
+/// a fragment. Joining stops at [`MAX_BRACKETED_CHARS`], where a bracket broken by the
+/// text's extraction would otherwise swallow the passage.
+fn bracketed_sentences(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut start, mut end, mut depth) = (0, 0, 0i32);
+    for piece in split_sentences(text) {
+        end += piece.len();
+        // The depth at the sentence mark, before the closers that stay with it: a quote
+        // that closes right after a full stop ends its sentence (“…。”), one that closes
+        // after a semicolon (（，；）) does not.
+        let body = piece.trim_end_matches(is_closer);
+        let at_mark = depth + bracket_balance(body);
+        depth = (depth + bracket_balance(piece)).max(0);
+        let semicolon = body.ends_with(['；', ';']);
+        let inside = at_mark > 0 && (depth > 0 || semicolon);
+        if inside && text[start..end].chars().count() < MAX_BRACKETED_CHARS {
+            continue;
+        }
+        out.push(&text[start..end]);
+        start = end;
+        depth = 0;
+    }
+    if start < text.len() {
+        out.push(&text[start..]);
+    }
+    out
+}
+
+/// Opening brackets and quotes in `piece` less the closing ones.
+fn bracket_balance(piece: &str) -> i32 {
+    piece
+        .chars()
+        .map(|c| match c {
+            '（' | '(' | '「' | '『' | '《' | '【' | '[' | '{' | '“' => 1,
+            '）' | ')' | '」' | '』' | '》' | '】' | ']' | '}' | '”' => -1,
+            _ => 0,
+        })
+        .sum()
+}
+
+/// Longest run of pieces, in characters, that [`bracketed_sentences`] joins while a
+/// bracket stays open: twice the [`crate::answer::MAX_SENTENCE_CHARS`] a sentence is
+/// shown in, past which it is cut anyway.
+pub const MAX_BRACKETED_CHARS: usize = 320;
 
 /// A piece cut before each list item that opens inside it: a bullet glyph
 /// ([`ITEM_MARKS`]) or a markdown item with a bold label ("- **2020年**:"). PDF extraction
@@ -291,8 +340,9 @@ pub const MIN_CHARS_PER_PIECE: usize = 8;
 /// are sentences of their own ([`list_items`]); a "·" inside a name (约翰·麦卡锡) ends no
 /// heading; names and figures count as one word each in [`is_prose`]. v6: a space
 /// inside a Latin name or figure ends no heading. v7: sentences of 6 and 7 characters
-/// count ([`MIN_SENTENCE_CHARS`]).
-pub const SENTENCE_RULES_VERSION: &str = "readable-sentences-v7";
+/// count ([`MIN_SENTENCE_CHARS`]). v8: a sentence mark inside brackets or quotes ends no
+/// sentence ([`bracketed_sentences`]).
+pub const SENTENCE_RULES_VERSION: &str = "readable-sentences-v8";
 
 #[cfg(test)]
 mod tests {
@@ -455,5 +505,37 @@ mod tests {
         ));
         assert!(opens_with_furniture("欢迎关注我们获取更多行业报告。", ""));
         assert!(is_table_of_contents("第一章 行业概述……………………3"));
+    }
+
+    #[test]
+    fn a_sentence_mark_inside_brackets_or_quotes_ends_no_sentence() {
+        let sentences = readable_sentences(
+            "伊维卡·奥利奇（，；），克罗地亚足球运动员，司职前锋。曾起草告示称「金钱鼠尾，乃新朝之雅政；峨冠博带，实亡国之陋规」。",
+        );
+        assert_eq!(
+            sentences,
+            vec![
+                "伊维卡·奥利奇（，；），克罗地亚足球运动员，司职前锋。",
+                "曾起草告示称「金钱鼠尾，乃新朝之雅政；峨冠博带，实亡国之陋规」。",
+            ]
+        );
+        // A full stop before a closing quote ends its sentence.
+        assert_eq!(
+            readable_sentences("他说：“今天的会议很好。”明天开始下雨了。").len(),
+            2
+        );
+        // Outside brackets a semicolon still ends one.
+        assert_eq!(
+            readable_sentences("其疆域北连大城府；南界暖武里府及曼谷。").len(),
+            2
+        );
+        // A bracket that never closes joins no more than MAX_BRACKETED_CHARS.
+        let broken = format!("（{}", "这是一个没有结束括号的很长的句子；".repeat(40));
+        let longest = readable_sentences(&broken)
+            .iter()
+            .map(|s| s.chars().count())
+            .max()
+            .unwrap();
+        assert!(longest <= MAX_BRACKETED_CHARS + 20, "{longest}");
     }
 }
