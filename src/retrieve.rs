@@ -315,9 +315,11 @@ pub struct Ranking {
     pub passages: Vec<RankedPassage>,
     /// Time per stage so far (snippets not yet made).
     pub timings: StageTimings,
-    /// Dense scores' summary, when dense retrieval ran.
+    /// Dense scores' summary, when dense retrieval ran: for an English question, of its
+    /// own vector, not the bilingual one it was ranked with ([`Engine::bilingual_query`]).
     pub dense_stats: Option<DenseStats>,
-    /// The query's vector, when dense retrieval ran (answers compare sentences with it).
+    /// The vector dense retrieval ranked with, when it ran (answers compare sentences with
+    /// it): for an English question, its bilingual text's ([`Engine::bilingual_query`]).
     pub query_vector: Option<Vec<f32>>,
     /// Milliseconds the ranking took.
     pub took_ms: f64,
@@ -483,6 +485,8 @@ pub struct Engine {
     fusion: Fusion,
     /// Query vectors by model id and query ([`QUERY_CACHE_ENTRIES`]).
     query_vectors: QueryCache,
+    /// [`Engine::folded_text`], made on first use.
+    folded_text: std::sync::OnceLock<String>,
 }
 
 /// Query vectors by (model id, query with whitespace collapsed), least recently used
@@ -544,6 +548,7 @@ impl Engine {
             encoder,
             fusion: config.fusion,
             query_vectors: query_cache(config.query_cache_entries),
+            folded_text: std::sync::OnceLock::new(),
         })
     }
 
@@ -570,6 +575,7 @@ impl Engine {
             encoder,
             fusion,
             query_vectors: query_cache(QUERY_CACHE_ENTRIES),
+            folded_text: std::sync::OnceLock::new(),
         })
     }
 
@@ -715,24 +721,38 @@ impl Engine {
     /// where some passage has it whole, since single characters occur apart in any large
     /// text (风电厂 is 风 and 电厂, and the reports name no wind farm; 本日 is 本 and 日).
     fn translation_frequency(&self, word: &str) -> Option<u64> {
+        // The glossary's words are simplified; the text is asked folded the same way.
         let terms = self.analyzer().query_terms(word);
         let rarest = terms.iter().map(|t| self.document_frequency(t)).min()?;
         let has_single_characters = terms.len() > 1 && terms.iter().any(|t| t.chars().count() == 1);
-        if rarest == 0
-            || (has_single_characters && !self.passages().iter().any(|p| p.text.contains(word)))
-        {
+        if rarest == 0 || (has_single_characters && !self.folded_text().contains(word)) {
             return None;
         }
         Some(rarest)
     }
 
-    /// The English words of `query` whose translations the collection never uses
-    /// ([`Glossary::unused_words`]): subjects the reports do not mention.
+    /// The passages' text folded as the analyzer folds it ([`crate::analysis::fold_text`]:
+    /// traditional → simplified, full width → half), one passage a line, made on the
+    /// first English question: whether the collection writes a glossary word whole is
+    /// asked of it, so that a report in traditional characters counts too.
+    fn folded_text(&self) -> &str {
+        self.folded_text.get_or_init(|| {
+            self.passages()
+                .iter()
+                .map(|p| crate::analysis::fold_text(&p.text))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+    }
+
+    /// The English words and two-word phrases of `query` whose translations the
+    /// collection never uses ([`Glossary::unused_words_and_phrases`]): subjects the
+    /// reports do not mention.
     pub fn unused_english_words(&self, query: &str) -> Vec<String> {
         // Which of some strings the passages' text holds, in one pass over it.
         let holds_any = |candidates: &[String]| -> bool {
             match aho_corasick::AhoCorasick::new(candidates) {
-                Ok(automaton) => self.passages().iter().any(|p| automaton.is_match(&p.text)),
+                Ok(automaton) => automaton.is_match(self.folded_text()),
                 // Cannot search: take the phrase as said, so that nothing is refused for it.
                 Err(_) => true,
             }
@@ -818,7 +838,8 @@ impl Engine {
         self.present(self.rank(request, self.fusion, None)?)
     }
 
-    /// The query vector of `query` (None without a model), so a caller
+    /// The vector dense retrieval ranks `query` with (None without a model): its
+    /// bilingual text's for an English question ([`Engine::bilingual_query`]). A caller
     /// running the same query in several modes embeds it once.
     pub fn embed_query(&self, query: &str) -> Result<Option<Vec<f32>>> {
         match &self.encoder {
@@ -1144,8 +1165,11 @@ mod tests {
             &[
                 "本报告发布于3月1日。",
                 "国家电网有限公司与多家公司合作建设大模型。",
+                "這座風電廠建在山上，風很大。",
             ],
         );
+        // Written whole in traditional characters counts: the glossary is simplified.
+        assert!(engine.translation_frequency("风电厂").is_some());
         // 本 and 日 are both in the collection, 本日 nowhere.
         assert!(engine.document_frequency("本") > 0 && engine.document_frequency("日") > 0);
         assert_eq!(engine.translation_frequency("本日"), None);

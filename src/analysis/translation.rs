@@ -353,7 +353,10 @@ impl Glossary {
         })
     }
 
-    /// [`Glossary::translate`] and [`Glossary::unused_words`] in one pass.
+    /// [`Glossary::translate`] and [`Glossary::unused_words`] in one pass; with
+    /// `holds_any`, the unused two-word phrases of
+    /// [`Glossary::unused_words_and_phrases`] too (a phrase found unused is not translated:
+    /// the concepts are then incomplete, and only the unused words are meant to be read).
     fn look_up(
         &self,
         question: &str,
@@ -391,13 +394,15 @@ impl Glossary {
                     if used.is_empty() {
                         if n == 2
                             && let Some(holds_any) = holds_any
-                            && words.len() == stems.len()
-                            && self
-                                .two_word_definitions
-                                .contains(&words[i..i + 2].join(" "))
+                            && !self.lookup(&key).is_empty()
+                            && !stems[i..i + 2]
+                                .iter()
+                                .any(|s| TIME_WORDS.contains(&s.as_str()))
+                            && let Some(pair) = words.get(i..i + 2)
+                            && self.two_word_definitions.contains(&pair.join(" "))
                             && !holds_any(&self.compositions(&stems[i], &stems[i + 1]))
                         {
-                            unused_phrase = Some(words[i..i + 2].join(" "));
+                            unused_phrase = Some(pair.join(" "));
                         }
                         continue;
                     }
@@ -424,11 +429,7 @@ impl Glossary {
                 }
                 let stem = &stems[i];
                 // Named as the question writes it ("fishing", not the stem "fish").
-                let word = if words.len() == stems.len() {
-                    &words[i]
-                } else {
-                    stem
-                };
+                let word = words.get(i).unwrap_or(stem);
                 if !found
                     && !stem.chars().any(|c| c.is_ascii_digit())
                     && !TIME_WORDS.contains(&stem.as_str())
@@ -447,7 +448,8 @@ impl Glossary {
 
 /// Translations per word joined in [`Glossary::unused_words_and_phrases`]: a word has up
 /// to a few dozen; 16 of each bounds the strings searched to 256, and the short ones,
-/// kept first, are the ones that compose.
+/// kept first, are the ones that compose. A bound on the cost, not fitted: no other value
+/// was tried.
 pub const MAX_COMPOSED_TRANSLATIONS: usize = 16;
 
 /// Definitions of at most this many words count for [`Glossary::unused_words`]: longer
@@ -501,31 +503,32 @@ fn chinese_amounts(question: &str) -> Vec<(String, String)> {
 /// Snowball stems: the same for a question and a dictionary definition, so "provinces"
 /// finds "province" and "operating" finds "to operate".
 fn english_analyzer() -> TextAnalyzer {
-    let stop: Vec<String> = QUESTION_WORDS
-        .iter()
-        .chain(super::ENGLISH_STOP_WORDS)
-        .map(|w| w.to_string())
-        .collect();
     TextAnalyzer::builder(SimpleTokenizer::default())
         .filter(LowerCaser)
-        .filter(StopWordFilter::remove(stop))
+        .filter(StopWordFilter::remove(stop_words()))
         .filter(Stemmer::new(Language::English))
         .build()
 }
 
-/// [`english_analyzer`] without the stemmer, its words made singular ([`singular`]) instead:
-/// Snowball stems merge derived words whose phrases mean other things ("electric
-/// consumption", 功耗, a device's power draw; "electricity consumption", a grid's), while
-/// a plural is the same phrase ("wind farms").
-fn english_word_analyzer() -> TextAnalyzer {
-    let stop: Vec<String> = QUESTION_WORDS
+/// The words both English analyzers drop: the analyzer's English stop words and
+/// [`QUESTION_WORDS`].
+fn stop_words() -> Vec<String> {
+    QUESTION_WORDS
         .iter()
         .chain(super::ENGLISH_STOP_WORDS)
         .map(|w| w.to_string())
-        .collect();
+        .collect()
+}
+
+/// [`english_analyzer`] without the stemmer, for [`content_words`], which makes its words
+/// singular ([`singular`]) instead: Snowball stems merge derived words whose phrases mean
+/// other things ("electric consumption", 功耗, a device's power draw; "electricity
+/// consumption", a grid's), while a plural is the same phrase ("wind farms"). It keeps
+/// the same words as [`english_analyzer`], one for each of its stems.
+fn english_word_analyzer() -> TextAnalyzer {
     TextAnalyzer::builder(SimpleTokenizer::default())
         .filter(LowerCaser)
-        .filter(StopWordFilter::remove(stop))
+        .filter(StopWordFilter::remove(stop_words()))
         .build()
 }
 
@@ -797,6 +800,26 @@ mod tests {
         assert!(
             glossary
                 .unused_words("Which farms use models today?", used)
+                .is_empty()
+        );
+        // Only a phrase the dictionary gives: "news agency" made singular reads "new
+        // agency", but new agencies are no news agencies; a phrase of a time word is no
+        // subject either.
+        let glossary = Glossary::parse(
+            "通讯社\tnews agency\n\
+             新\tnew\n\
+             机构\tagency\n\
+             近年\trecent years\n\
+             年\tyear\n",
+        );
+        let used = |w: &str| matches!(w, "新" | "机构" | "年").then_some(1);
+        assert!(
+            glossary
+                .unused_words_and_phrases(
+                    "How do new agencies grow in recent years?",
+                    used,
+                    &nowhere
+                )
                 .is_empty()
         );
     }
