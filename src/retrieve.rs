@@ -12,7 +12,7 @@ use std::time::Instant;
 use lru::LruCache;
 use serde::{Deserialize, Serialize};
 
-use crate::analysis::{Analyzer, Concept, Glossary};
+use crate::analysis::{Analyzer, Concept, Glossary, romanization};
 use crate::cluster::{ClusterStore, StoreConfig};
 use crate::corpus::{Citation, Corpus, Passage, clean_for_reading, is_han};
 use crate::embed::Encoder;
@@ -487,6 +487,8 @@ pub struct Engine {
     query_vectors: QueryCache,
     /// [`Engine::folded_text`], made on first use.
     folded_text: std::sync::OnceLock<String>,
+    /// [`Engine::folded_text`] as characters, for finding names read from pinyin.
+    folded_chars: std::sync::OnceLock<Vec<char>>,
 }
 
 /// Query vectors by (model id, query with whitespace collapsed), least recently used
@@ -549,6 +551,7 @@ impl Engine {
             fusion: config.fusion,
             query_vectors: query_cache(config.query_cache_entries),
             folded_text: std::sync::OnceLock::new(),
+            folded_chars: std::sync::OnceLock::new(),
         })
     }
 
@@ -576,6 +579,7 @@ impl Engine {
             fusion,
             query_vectors: query_cache(QUERY_CACHE_ENTRIES),
             folded_text: std::sync::OnceLock::new(),
+            folded_chars: std::sync::OnceLock::new(),
         })
     }
 
@@ -711,7 +715,51 @@ impl Engine {
     /// Chinese words this collection uses most for it. A Chinese word counts as used when
     /// every one of its terms occurs; how much, by its rarest term's document frequency.
     pub fn translate(&self, query: &str) -> Vec<Concept> {
-        Glossary::bundled().translate(query, |word| self.translation_frequency(word))
+        let mut concepts =
+            Glossary::bundled().translate(query, |word| self.translation_frequency(word));
+        concepts.extend(self.pinyin_names(query));
+        concepts
+    }
+
+    /// The names `query` writes in pinyin ([`romanization::pinyin_runs`]), each with the
+    /// characters the collection writes it in, when it does ("Tongyi Qianwen" → 通义千问).
+    /// A run the collection does not write whole is tried word by word ("Alibaba
+    /// Zhangbei" → 阿里巴巴, 张北).
+    pub fn pinyin_names(&self, query: &str) -> Vec<Concept> {
+        let runs = romanization::pinyin_runs(query, |w| Glossary::bundled().knows(w));
+        if runs.is_empty() {
+            return Vec::new();
+        }
+        let text = self
+            .folded_chars
+            .get_or_init(|| self.folded_text().chars().collect());
+        // The spelling the collection writes most often among those the analyzer keeps as
+        // words of two characters or more: one it cuts into single characters is a
+        // chance run of syllables ("Meta" read as me ta finds 么他 in 为什么他们).
+        let written = |words: &[String]| {
+            romanization::spellings(words, text)
+                .into_iter()
+                .map(|(chinese, _)| chinese)
+                .find(|chinese| {
+                    let terms = self.analyzer().query_terms(chinese);
+                    !terms.is_empty() && terms.iter().all(|t| t.chars().count() >= 2)
+                })
+                .map(|chinese| Concept {
+                    english: words.join(" ").to_lowercase(),
+                    chinese: vec![chinese],
+                })
+        };
+        let mut concepts = Vec::new();
+        for run in runs {
+            match written(&run) {
+                Some(concept) => concepts.push(concept),
+                None if run.len() > 1 => {
+                    concepts.extend(run.iter().filter_map(|w| written(std::slice::from_ref(w))))
+                }
+                None => {}
+            }
+        }
+        concepts
     }
 
     /// How often the collection uses a Chinese word a glossary gives (its rarest term's
@@ -1177,6 +1225,44 @@ mod tests {
         assert!(engine.translation_frequency("国家电网公司").is_some());
         assert!(engine.translation_frequency("报告").is_some());
         assert_eq!(engine.translation_frequency("渔业"), None);
+    }
+
+    #[test]
+    fn names_written_in_pinyin_are_searched_as_the_collection_writes_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = lexical_engine(
+            dir.path(),
+            &[
+                "阿里巴巴于2023年4月正式推出通义千问大模型。",
+                "泰康保险集团成立于1996年，总部位于北京。",
+                "为什么他们选择大模型？",
+            ],
+        );
+        let names = |q: &str| -> Vec<(String, Vec<String>)> {
+            engine
+                .pinyin_names(q)
+                .into_iter()
+                .map(|c| (c.english, c.chinese))
+                .collect()
+        };
+        assert_eq!(
+            names("When did Alibaba launch Tongyi Qianwen?"),
+            vec![
+                ("alibaba".to_string(), vec!["阿里巴巴".to_string()]),
+                ("tongyi qianwen".to_string(), vec!["通义千问".to_string()]),
+            ]
+        );
+        // A run the collection does not write whole is read word by word.
+        assert_eq!(
+            names("Where is Taikang Hunyuan based?"),
+            vec![("taikang".to_string(), vec!["泰康".to_string()])]
+        );
+        // "Meta" reads me ta, and 么他 stands in 为什么他们, but it is no word.
+        assert!(names("Does Meta build large models?").is_empty());
+        // The names' words are searched with BM25.
+        let terms = engine.query_terms("When did Alibaba launch Tongyi Qianwen?");
+        assert!(terms.contains(&"阿里巴巴".to_string()), "{terms:?}");
+        assert!(terms.contains(&"千问".to_string()), "{terms:?}");
     }
 
     #[test]

@@ -25,6 +25,7 @@ const PARAGRAPHS: &[&str] = &[
     "企业在部署大模型时面临算力不足、数据质量不高和人才短缺等挑战。",
     "大模型的应用场景正在从客服、营销延伸到风控和运营分析等核心业务。",
     "制造企业利用大模型进行设备故障诊断和生产排程优化，提升了生产效率。",
+    "阿里巴巴于2023年4月正式推出通义千问大模型，面向企业客户开放。",
 ];
 
 fn engine() -> Arc<Engine> {
@@ -160,4 +161,18 @@ fn an_english_question_quoting_chinese_the_reports_hold_is_weighed_by_that_chine
     );
     // Quoting what every passage says (大模型) does not outweigh an absent subject.
     assert!(!generic.found, "{generic:?}");
+}
+
+#[test]
+#[cfg_attr(debug_assertions, ignore = "real model: run with cargo test --release")]
+fn an_english_question_naming_a_product_in_pinyin_is_answered_from_it() {
+    // Neither "Alibaba" nor "Tongyi Qianwen" is in the glossary; read as pinyin, they are
+    // the 阿里巴巴 and 通义千问 the collection writes, the question's own words.
+    let answer = ask_fixture("When did Alibaba launch Tongyi Qianwen?");
+    assert!(answer.found, "{answer:?}");
+    assert!(
+        answer.answer.starts_with("阿里巴巴于2023年4月"),
+        "{}",
+        answer.answer
+    );
 }

@@ -15,6 +15,7 @@ use tantivy::tokenizer::{Token, TokenStream, Tokenizer};
 
 use crate::corpus::is_han;
 
+pub mod romanization;
 pub mod translation;
 pub mod vocabulary;
 

@@ -226,6 +226,13 @@ impl Glossary {
             .join(" ")
     }
 
+    /// Whether `word` is an English word the glossary translates on its own ("China",
+    /// "Huawei"), as opposed to a name it does not know ("Tongyi", "Alibaba").
+    pub fn knows(&self, word: &str) -> bool {
+        let stems = content_stems(&mut english_analyzer(), word);
+        stems.len() == 1 && !self.lookup(&stems[0]).is_empty()
+    }
+
     /// The dictionary compiled into the binary, parsed on first use (about half a second).
     pub fn bundled() -> &'static Glossary {
         static BUNDLED: LazyLock<Glossary> = LazyLock::new(|| {
@@ -361,7 +368,7 @@ impl Glossary {
         &self,
         question: &str,
         frequency: impl Fn(&str) -> Option<u64>,
-        holds_any: Option<&dyn Fn(&[String]) -> bool>,
+        holds_any: Option<HoldsAny>,
     ) -> (Vec<Concept>, Vec<String>) {
         let mut analyzer = english_analyzer();
         let mut unused = Vec::new();
@@ -445,6 +452,10 @@ impl Glossary {
         (concepts, unused)
     }
 }
+
+/// Says whether the collection's text holds any of some strings
+/// ([`Glossary::unused_words_and_phrases`]).
+type HoldsAny<'a> = &'a dyn Fn(&[String]) -> bool;
 
 /// Translations per word joined in [`Glossary::unused_words_and_phrases`]: a word has up
 /// to a few dozen; 16 of each bounds the strings searched to 256, and the short ones,
