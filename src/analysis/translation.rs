@@ -85,6 +85,158 @@ pub const QUESTION_WORDS: &[&str] = &[
 /// 今天 and 今日 for "today".
 pub const TIME_WORDS: &[&str] = &["today", "nowaday", "now", "current", "recent"];
 
+/// English number words ("seven", "first", "twice"): a quantity, never a subject the
+/// reports lack, since they write figures in digits (1-7月 for "the first seven months",
+/// where the glossary has 七 and 第一). Like [`TIME_WORDS`], translated and searched.
+pub const NUMBER_WORDS: &[&str] = &[
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+    "twenty",
+    "thirty",
+    "forty",
+    "fifty",
+    "sixty",
+    "seventy",
+    "eighty",
+    "ninety",
+    "hundred",
+    "hundreds",
+    "thousand",
+    "thousands",
+    "million",
+    "millions",
+    "billion",
+    "billions",
+    "trillion",
+    "first",
+    "second",
+    "third",
+    "fourth",
+    "fifth",
+    "sixth",
+    "seventh",
+    "eighth",
+    "ninth",
+    "tenth",
+    "twice",
+    "half",
+    "halves",
+    "dozen",
+    "dozens",
+    "double",
+    "triple",
+    "quarter",
+    "quarters",
+];
+
+/// Irregular English verb forms and their base form ("sold" → "sell"): a stemmer leaves
+/// them as they are, and the dictionary defines verbs by their base ("to sell"), so
+/// "sold" alone finds only 销行 ("to be sold") and would be a word the reports never use.
+/// Forms that are also common nouns or adjectives ("found", "left", "saw", "felt",
+/// "rose") are left out. Written by hand: the list is short and closed.
+pub const IRREGULAR_VERBS: &[(&str, &str)] = &[
+    ("arose", "arise"),
+    ("arisen", "arise"),
+    ("became", "become"),
+    ("began", "begin"),
+    ("begun", "begin"),
+    ("bought", "buy"),
+    ("broke", "break"),
+    ("broken", "break"),
+    ("brought", "bring"),
+    ("built", "build"),
+    ("caught", "catch"),
+    ("chose", "choose"),
+    ("chosen", "choose"),
+    ("dealt", "deal"),
+    ("drew", "draw"),
+    ("drawn", "draw"),
+    ("drove", "drive"),
+    ("driven", "drive"),
+    ("fought", "fight"),
+    ("flew", "fly"),
+    ("flown", "fly"),
+    ("forgot", "forget"),
+    ("forgotten", "forget"),
+    ("gave", "give"),
+    ("given", "give"),
+    ("gone", "go"),
+    ("went", "go"),
+    ("grew", "grow"),
+    ("grown", "grow"),
+    ("held", "hold"),
+    ("kept", "keep"),
+    ("knew", "know"),
+    ("known", "know"),
+    ("led", "lead"),
+    ("lent", "lend"),
+    ("lost", "lose"),
+    ("made", "make"),
+    ("meant", "mean"),
+    ("met", "meet"),
+    ("paid", "pay"),
+    ("ran", "run"),
+    ("rebuilt", "rebuild"),
+    ("risen", "rise"),
+    ("sent", "send"),
+    ("shown", "show"),
+    ("sold", "sell"),
+    ("sought", "seek"),
+    ("spent", "spend"),
+    ("spoke", "speak"),
+    ("spoken", "speak"),
+    ("stood", "stand"),
+    ("struck", "strike"),
+    ("taught", "teach"),
+    ("thought", "think"),
+    ("threw", "throw"),
+    ("thrown", "throw"),
+    ("told", "tell"),
+    ("took", "take"),
+    ("taken", "take"),
+    ("understood", "understand"),
+    ("undertook", "undertake"),
+    ("undertaken", "undertake"),
+    ("withdrew", "withdraw"),
+    ("won", "win"),
+    ("wrote", "write"),
+    ("written", "write"),
+];
+
+/// `text` with its irregular verb forms ([`IRREGULAR_VERBS`]) in their base form, word
+/// for word, so that its stems line up with its words as written.
+fn base_forms(text: &str) -> String {
+    static WORD: LazyLock<regex::Regex> =
+        LazyLock::new(|| regex::Regex::new(r"[A-Za-z]+").expect("a valid pattern"));
+    WORD.replace_all(text, |m: &regex::Captures| {
+        let word = &m[0];
+        let lower = word.to_ascii_lowercase();
+        IRREGULAR_VERBS
+            .iter()
+            .find(|(form, _)| *form == lower)
+            .map_or_else(|| word.to_string(), |(_, base)| base.to_string())
+    })
+    .into_owned()
+}
+
 /// English → Chinese: each English definition of the dictionary, as its content-word
 /// stems, and the Chinese headwords it defines.
 pub struct Glossary {
@@ -384,7 +536,7 @@ impl Glossary {
         let rest = AMOUNT.replace_all(question, ",");
         let mut word_analyzer = english_word_analyzer();
         for clause in rest.split(is_clause_break) {
-            let stems = content_stems(&mut analyzer, clause);
+            let stems = content_stems(&mut analyzer, &base_forms(clause));
             let words = content_words(&mut word_analyzer, clause);
             let mut i = 0;
             while i < stems.len() {
@@ -440,6 +592,7 @@ impl Glossary {
                 if !found
                     && !stem.chars().any(|c| c.is_ascii_digit())
                     && !TIME_WORDS.contains(&stem.as_str())
+                    && !NUMBER_WORDS.contains(&word.to_lowercase().as_str())
                     && !self.lookup(stem).is_empty()
                     && !self.used_in_short_definitions(stem, &frequency)
                     && !unused.contains(word)
@@ -750,6 +903,35 @@ mod tests {
         );
         // 消费's first sense is "to consume": "consumption" is a word the reports use.
         assert!(glossary.unused_words("consumption", used).is_empty());
+    }
+
+    #[test]
+    fn number_words_and_irregular_verbs_are_not_subjects_the_reports_lack() {
+        let glossary = Glossary::parse(
+            "七\tseven/7\n\
+             销行\tto sell/to be on sale/to be sold\n\
+             销售\tto sell/to market\n\
+             项目\tproject\n\
+             渔业\tfishing industry/fishery\n",
+        );
+        let used = |w: &str| matches!(w, "销售" | "项目").then_some(1);
+        // The reports write 1-7月, not 七; "sold" is "sell", and they write 销售.
+        assert!(
+            glossary
+                .unused_words("Which projects were sold in the first seven months?", used)
+                .is_empty()
+        );
+        let concepts = glossary.translate("What was sold?", used);
+        assert_eq!(concepts[0].chinese, vec!["销售"]);
+        // A subject still counts.
+        assert_eq!(
+            glossary.unused_words("Which fishery projects were sold?", used),
+            vec!["fishery"]
+        );
+        assert_eq!(
+            base_forms("Who sold, built and Made it?"),
+            "Who sell, build and make it?"
+        );
     }
 
     #[test]
