@@ -1385,6 +1385,29 @@ fn compose(
     if let Some(lead) = chosen.iter().position(|c| !opens_badly(c)) {
         let first = chosen.remove(lead);
         chosen.insert(0, first);
+    } else if let Some(c) = remaining.iter().find_map(|c| {
+        // Every sentence taken opens badly (rows of a table: "大模型推出时间：2024年11月"):
+        // the best sentence left that does not leads, and the last taken make room for it.
+        let key: String = c.text.chars().filter(|ch| ch.is_alphanumeric()).collect();
+        let lead = Chosen {
+            hit_index: c.hit_index,
+            position: c.position,
+            shown: shorten(&c.text, terms, analyzer),
+            overlap: c.overlap,
+        };
+        (c.score > 0.0 && !seen.contains(&key) && !opens_badly(&lead)).then_some(lead)
+    }) {
+        let mut length = c.shown.chars().count();
+        chosen.insert(0, c);
+        let mut kept = 1;
+        for taken in &chosen[1..] {
+            length += taken.shown.chars().count();
+            if length > MAX_ANSWER_CHARS || kept == MAX_ANSWER_SENTENCES {
+                break;
+            }
+            kept += 1;
+        }
+        chosen.truncate(kept);
     }
     let mut markers: Vec<usize> = Vec::new();
     let mut answer = String::new();
@@ -1650,6 +1673,29 @@ mod tests {
             "{answer}"
         );
         assert_eq!(answer.matches("徐晓飞").count(), 3, "{answer}");
+    }
+
+    #[test]
+    fn an_answer_of_table_rows_is_led_by_a_sentence() {
+        let analyzer = Analyzer::new();
+        // An English question, searched by the Chinese of its words.
+        let question = "When did JD launch its large model?";
+        let terms: Vec<(String, f32)> = analyzer
+            .query_terms("京东 大模型 推出 时间")
+            .into_iter()
+            .map(|t| (t, 1.0))
+            .collect();
+        // Four passages are rows of a table holding most of those words; the fifth has a
+        // sentence holding fewer of them.
+        let rows: Vec<Hit> = (1..=4)
+            .map(|i| hit(i, &format!("•大模型推出时间：2024年{i}月")))
+            .collect();
+        let sentence = hit(5, "言犀服务京东的商家，生成商品内容。");
+        let mut evidence: Vec<Evidence> = rows.iter().map(|h| Evidence::new(h, &None)).collect();
+        evidence.push(Evidence::new(&sentence, &None));
+        let (answer, _) = compose(question, false, &evidence, &terms, &analyzer);
+        assert!(answer.starts_with("言犀服务京东的商家"), "{answer}");
+        assert!(answer.contains("大模型推出时间："), "{answer}");
     }
 
     #[test]
