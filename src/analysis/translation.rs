@@ -312,6 +312,15 @@ impl Glossary {
                 let Some(plain) = definition_text(definition) else {
                     continue;
                 };
+                // "ByteDance, Beijing-based Internet technology company": the headword's
+                // English name, however long what follows it.
+                if let Some(name) = leading_name(definition) {
+                    let key = content_stems(&mut analyzer, &name).join(" ");
+                    let words = entries.entry(key).or_default();
+                    if !words.iter().any(|w| w == headword) {
+                        words.push(headword.to_string());
+                    }
+                }
                 let stems = content_stems(&mut analyzer, &plain);
                 if stems.is_empty() || stems.len() > MAX_DEFINITION_WORDS {
                     continue;
@@ -752,6 +761,21 @@ fn capitalized_word(definition: &str) -> Option<String> {
     .then(|| plain.to_ascii_lowercase())
 }
 
+/// The name that opens a dictionary definition of a company, place or work, before its
+/// comma: one or two capitalized words ("ByteDance, Beijing-based Internet technology
+/// company", "Sanlu Group, Chinese state-owned dairy products company").
+fn leading_name(definition: &str) -> Option<String> {
+    let (name, _) = definition.trim().split_once(", ")?;
+    let words: Vec<&str> = name.split(' ').collect();
+    (words.len() <= 2
+        && words.iter().all(|w| {
+            w.starts_with(|c: char| c.is_ascii_uppercase())
+                && w.len() >= 2
+                && w.chars().all(|c| c.is_ascii_alphabetic())
+        }))
+    .then(|| name.to_lowercase())
+}
+
 /// One dictionary definition lowercase with its parenthesized remarks dropped, or None
 /// when it is no translation.
 fn definition_text(definition: &str) -> Option<String> {
@@ -931,6 +955,36 @@ mod tests {
         assert_eq!(
             base_forms("Who sold, built and Made it?"),
             "Who sell, build and make it?"
+        );
+    }
+
+    #[test]
+    fn a_company_is_found_by_the_name_its_definition_opens_with() {
+        let glossary = Glossary::parse(
+            "字节跳动\tByteDance, Beijing-based Internet technology company, founded in 2012\n\
+             商汤科技\tSenseTime, artificial intelligence company focused on computer vision\n\
+             三联书店\tJoint Publishing, bookstore chain and publisher\n",
+        );
+        let used = |w: &str| matches!(w, "字节跳动" | "商汤科技").then_some(1);
+        let chinese = |q: &str| -> Vec<String> {
+            glossary
+                .translate(q, used)
+                .into_iter()
+                .flat_map(|c| c.chinese)
+                .collect()
+        };
+        assert_eq!(
+            chinese("What did ByteDance and SenseTime launch?"),
+            vec!["字节跳动", "商汤科技"]
+        );
+        assert_eq!(
+            leading_name("Joint Publishing, bookstore chain"),
+            Some("joint publishing".into())
+        );
+        assert_eq!(leading_name("to sell, to market"), None);
+        assert_eq!(
+            leading_name("Mie Prefecture in central Japan, a place"),
+            None
         );
     }
 
