@@ -884,20 +884,11 @@ fn pair_weights(
 
 /// Share of the weighed question pairs ([`pair_weights`]) that `sentence` holds.
 fn pair_coverage(weights: &[((char, char), f32)], sentence: &HashSet<(char, char)>) -> f32 {
-    let total: f32 = weights.iter().map(|(_, w)| w).sum();
-    if total <= 0.0 {
-        return 0.0;
-    }
-    weights
-        .iter()
-        .filter(|(p, _)| sentence.contains(p))
-        .map(|(_, w)| w)
-        .sum::<f32>()
-        / total
+    novel_share(weights, sentence, &HashSet::new())
 }
 
 /// Share of the weight of `weights` that `held` holds, counting what `already` holds at
-/// [`COVERED_WORD_SHARE`] of its weight.
+/// [`COVERED_WORD_SHARE`] of its weight (nothing already held: the plain share).
 fn novel_share<T: Eq + std::hash::Hash>(
     weights: &[(T, f32)],
     held: &HashSet<T>,
@@ -946,16 +937,7 @@ fn words_of(text: &str, analyzer: &Analyzer) -> HashSet<String> {
 
 /// Share of the term weight of `terms` found among `words`.
 fn coverage_of(words: &HashSet<String>, terms: &[(String, f32)]) -> f32 {
-    let total: f32 = terms.iter().map(|t| t.1).sum();
-    if total <= 0.0 {
-        return 0.0;
-    }
-    terms
-        .iter()
-        .filter(|(t, _)| words.contains(t))
-        .map(|t| t.1)
-        .sum::<f32>()
-        / total
+    novel_share(terms, words, &HashSet::new())
 }
 
 /// How sure we are that the reports answer the question, from what retrieval saw: the

@@ -723,8 +723,8 @@ impl Engine {
 
     /// The names `query` writes in pinyin ([`romanization::pinyin_runs`]), each with the
     /// characters the collection writes it in, when it does ("Tongyi Qianwen" → 通义千问).
-    /// A run the collection does not write whole is tried word by word ("Alibaba
-    /// Zhangbei" → 阿里巴巴, 张北).
+    /// A run the collection does not write whole is tried word by word ("Taikang Zhangbei"
+    /// → 泰康, 张北).
     pub fn pinyin_names(&self, query: &str) -> Vec<Concept> {
         let runs = romanization::pinyin_runs(query, |w| Glossary::bundled().knows(w));
         if runs.is_empty() {
@@ -736,7 +736,12 @@ impl Engine {
         // The spelling the collection writes most often among those the analyzer keeps as
         // words of two characters or more: one it cuts into single characters is a
         // chance run of syllables ("Meta" read as me ta finds 么他 in 为什么他们).
+        let lookups = std::cell::Cell::new(0);
         let written = |words: &[String]| {
+            lookups.set(lookups.get() + 1);
+            if lookups.get() > romanization::MAX_NAME_LOOKUPS {
+                return None;
+            }
             romanization::spellings(words, text)
                 .into_iter()
                 .map(|(chinese, _)| chinese)

@@ -18,6 +18,11 @@ use pinyin::ToPinyinMulti;
 /// fitted.
 pub const MAX_SYLLABIFICATIONS: usize = 8;
 
+/// Most names of one question looked for in the collection ([`spellings`] scans its text
+/// once per reading): a question names a few; a bound on the cost of one that is nothing
+/// but capitalized pinyin, not fitted.
+pub const MAX_NAME_LOOKUPS: usize = 8;
+
 /// Fewest syllables of a name read as pinyin: a single syllable ("Li", "Ma") sounds like
 /// dozens of characters and finds something in any collection.
 pub const MIN_NAME_SYLLABLES: usize = 2;
@@ -80,26 +85,46 @@ pub fn syllabify(word: &str) -> Vec<Vec<String>> {
     if word.is_empty() || !word.bytes().all(|b| b.is_ascii_lowercase()) {
         return Vec::new();
     }
+    // Whether the letters from each position on cut into syllables at all, from the end:
+    // the search below then enters no dead end, and stops after MAX_SYLLABIFICATIONS
+    // ways however long the word ("xianxian…q" would otherwise try 2ⁿ cuts).
+    let n = word.len();
+    let mut completes = vec![false; n + 1];
+    completes[n] = true;
+    for start in (0..n).rev() {
+        completes[start] = (1..=(n - start).min(LONGEST_SYLLABLE)).any(|len| {
+            completes[start + len] && CHARACTERS_BY_SYLLABLE.contains_key(&word[start..start + len])
+        });
+    }
     let mut found = Vec::new();
-    let mut path = Vec::new();
-    cut(&word, &mut path, &mut found);
+    if completes[0] {
+        cut(&word, 0, &completes, &mut Vec::new(), &mut found);
+    }
     found
 }
 
-fn cut(rest: &str, path: &mut Vec<String>, found: &mut Vec<Vec<String>>) {
+/// Letters in the longest pinyin syllable ("zhuang", "shuang").
+const LONGEST_SYLLABLE: usize = 6;
+
+fn cut(
+    word: &str,
+    start: usize,
+    completes: &[bool],
+    path: &mut Vec<String>,
+    found: &mut Vec<Vec<String>>,
+) {
     if found.len() == MAX_SYLLABIFICATIONS {
         return;
     }
-    if rest.is_empty() {
+    if start == word.len() {
         found.push(path.clone());
         return;
     }
-    // The longest syllable is six letters ("zhuang", "shuang").
-    for len in (1..=rest.len().min(6)).rev() {
-        let syllable = &rest[..len];
-        if CHARACTERS_BY_SYLLABLE.contains_key(syllable) {
+    for len in (1..=(word.len() - start).min(LONGEST_SYLLABLE)).rev() {
+        let syllable = &word[start..start + len];
+        if completes[start + len] && CHARACTERS_BY_SYLLABLE.contains_key(syllable) {
             path.push(syllable.to_string());
-            cut(&rest[len..], path, found);
+            cut(word, start + len, completes, path, found);
             path.pop();
         }
     }
@@ -197,6 +222,9 @@ mod tests {
         assert!(syllabify("Tencent").is_empty());
         assert!(syllabify("Frost").is_empty());
         assert!(syllabify("Word2Vec").is_empty());
+        // A long word that almost cuts is answered at once, not after 2ⁿ tries.
+        assert!(syllabify(&format!("{}q", "xian".repeat(200))).is_empty());
+        assert_eq!(syllabify(&"xian".repeat(200)).len(), MAX_SYLLABIFICATIONS);
     }
 
     #[test]
