@@ -496,6 +496,19 @@ pub fn relevance(
         }
     } else {
         absent = engine.unused_english_words(&common_words(question));
+        // Nothing of the question is known: no word the glossary translates, no name read
+        // from pinyin, and none of its own words in any passage ("asdf qwer zxcv", a
+        // made-up name): the reports say nothing of it, however close its vector falls.
+        if translated.is_empty() {
+            let own = analyzer.query_terms(question);
+            if !own.is_empty() && own.iter().all(|t| engine.document_frequency(t) == 0) {
+                for word in own {
+                    if !absent.contains(&word) {
+                        absent.push(word);
+                    }
+                }
+            }
+        }
         // The Chinese words an English question quotes ("digital human (数智人)") are the
         // person's own, not the glossary's guesses: when the collection holds some, they
         // are weighed against the absent English words as in a Chinese question, each of

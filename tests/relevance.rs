@@ -176,3 +176,17 @@ fn an_english_question_naming_a_product_in_pinyin_is_answered_from_it() {
         answer.answer
     );
 }
+
+#[test]
+#[cfg_attr(debug_assertions, ignore = "real model: run with cargo test --release")]
+fn a_question_of_words_nobody_knows_is_refused() {
+    // No word the glossary knows, no pinyin name, none in any passage: nothing to go on,
+    // however close its vector falls to some passage.
+    let answer = ask_fixture("asdf qwer zxcv?");
+    assert!(!answer.found, "{answer:?}");
+    assert!(
+        answer.answer.starts_with(&format!("{NOT_MENTIONED}asdf")),
+        "{}",
+        answer.answer
+    );
+}
