@@ -1508,6 +1508,15 @@ mod tests {
         assert!(short.chars().count() <= MAX_SENTENCE_CHARS + 2);
     }
 
+    /// The analysed terms of `text`, each of weight 1.
+    fn equal_weights(analyzer: &Analyzer, text: &str) -> Vec<(String, f32)> {
+        analyzer
+            .query_terms(text)
+            .into_iter()
+            .map(|t| (t, 1.0))
+            .collect()
+    }
+
     fn hit(rank: usize, text: &str) -> Hit {
         Hit {
             rank,
@@ -1532,11 +1541,7 @@ mod tests {
     #[test]
     fn composition_picks_matching_sentences_once_and_numbers_their_sources() {
         let analyzer = Analyzer::new();
-        let terms: Vec<(String, f32)> = analyzer
-            .query_terms("银行 风险控制")
-            .into_iter()
-            .map(|t| (t, 1.0))
-            .collect();
+        let terms: Vec<(String, f32)> = equal_weights(&analyzer, "银行 风险控制");
         let shared = "银行利用大模型加强风险控制能力。";
         let a = hit(1, &format!("报告介绍了行业背景和发展历程。{shared}"));
         let b = hit(2, &format!("{shared}零售门店数字化也在推进之中。"));
@@ -1561,11 +1566,8 @@ mod tests {
     fn an_english_question_is_answered_by_the_sentences_closest_in_meaning() {
         let analyzer = Analyzer::new();
         // English words match nothing in Chinese passages: word overlap is zero.
-        let terms: Vec<(String, f32)> = analyzer
-            .query_terms("How many stores does Belle have?")
-            .into_iter()
-            .map(|t| (t, 1.0))
-            .collect();
+        let terms: Vec<(String, f32)> =
+            equal_weights(&analyzer, "How many stores does Belle have?");
         let a = hit(
             1,
             "报告介绍了零售行业的发展背景。百丽时尚在全国拥有超过9000家直营门店。",
@@ -1622,11 +1624,7 @@ mod tests {
     fn after_the_first_sentence_the_answer_grows_by_what_it_lacks() {
         let analyzer = Analyzer::new();
         let question = "徐晓飞现在效力于哪个球队";
-        let terms: Vec<(String, f32)> = analyzer
-            .query_terms(question)
-            .into_iter()
-            .map(|t| (t, 1.0))
-            .collect();
+        let terms: Vec<(String, f32)> = equal_weights(&analyzer, question);
         // Five sentences name the person the question is about; the one that answers
         // names the team instead, and is further in meaning from the question.
         let about = hit(
@@ -1659,11 +1657,7 @@ mod tests {
         let analyzer = Analyzer::new();
         // An English question, searched by the Chinese of its words.
         let question = "When did JD launch its large model?";
-        let terms: Vec<(String, f32)> = analyzer
-            .query_terms("京东 大模型 推出 时间")
-            .into_iter()
-            .map(|t| (t, 1.0))
-            .collect();
+        let terms: Vec<(String, f32)> = equal_weights(&analyzer, "京东 大模型 推出 时间");
         // Four passages are rows of a table holding most of those words; the fifth has a
         // sentence holding fewer of them.
         let rows: Vec<Hit> = (1..=4)
@@ -1680,11 +1674,7 @@ mod tests {
     #[test]
     fn a_long_sentence_is_shown_around_what_the_question_asks() {
         let analyzer = Analyzer::new();
-        let terms: Vec<(String, f32)> = analyzer
-            .query_terms("GPT-3 参数")
-            .into_iter()
-            .map(|t| (t, 1.0))
-            .collect();
+        let terms: Vec<(String, f32)> = equal_weights(&analyzer, "GPT-3 参数");
         let timeline = format!(
             "{}2020年，OpenAI发布GPT-3，参数量达到1750亿，{}",
             "1956年，人工智能概念提出，标志着领域的诞生，".repeat(6),
@@ -1712,11 +1702,7 @@ mod tests {
         let evidence = [Evidence::new(&h, &meaning)];
         let analyzer = Analyzer::new();
         let question = "白皮书的全称是什么？";
-        let terms: Vec<(String, f32)> = analyzer
-            .query_terms(question)
-            .into_iter()
-            .map(|t| (t, 1.0))
-            .collect();
+        let terms: Vec<(String, f32)> = equal_weights(&analyzer, question);
         let (answer, _) = compose(question, true, &evidence, &terms, &analyzer);
         assert!(
             answer.contains("《2024年大模型应用案例白皮书》"),
