@@ -407,7 +407,8 @@ pub struct Relevance {
     /// kind of organisation the reports never mention, so one refuses.
     pub absent_sectors: usize,
     /// How far the best passage stands out in meaning from the rest (the dense margin of
-    /// [`DenseStats`]: best cosine minus the background), when dense retrieval ran.
+    /// [`DenseStats`]: best cosine minus the background), when dense retrieval ran over
+    /// enough passages to measure the background ([`DenseStats::full_background`]).
     pub meaning_margin: Option<f32>,
 }
 
@@ -495,8 +496,18 @@ pub fn relevance(
         for word in analyzer.naming_words(question) {
             if in_collection(engine, &word) {
                 present.push(word);
-            } else {
+                continue;
+            }
+            // Written in the reports as its abbreviation (个人电脑 → PC): present as that.
+            let abbreviated = engine.abbreviations_used(std::slice::from_ref(&word));
+            if abbreviated.is_empty() {
                 absent.push(word);
+            } else {
+                for term in abbreviated {
+                    if !present.contains(&term) {
+                        present.push(term);
+                    }
+                }
             }
         }
         for word in analyzer.activity_words(question) {
@@ -713,7 +724,9 @@ pub fn ask_with(engine: &Engine, request: &AskRequest, llm: Option<&LlmClient>) 
     let translated = &ranking_terms_translated(&terms, own_terms.len());
     let mut relevance = relevance(engine, &request.question, translated, &passage_words);
     if in_chinese(&request.question) {
-        relevance.meaning_margin = dense_stats.map(|d| d.top - d.background);
+        relevance.meaning_margin = dense_stats
+            .filter(|d| d.full_background)
+            .map(|d| d.top - d.background);
     }
     // The question names what no passage contains, and it outweighs what the evidence
     // shares with it: the reports do not speak of it, however close in meaning the
@@ -1659,7 +1672,13 @@ mod tests {
 
     #[test]
     fn the_gate_answers_above_its_threshold_and_refuses_below() {
-        let stats = |top, background| Some(DenseStats { top, background });
+        let stats = |top, background| {
+            Some(DenseStats {
+                top,
+                background,
+                full_background: true,
+            })
+        };
         // Chinese: the dense top score plus a little coverage decides.
         assert!(confidence(stats(0.93, 0.88), 0.8, true) > 0.9);
         assert!(confidence(stats(0.85, 0.83), 0.2, true) < 0.1);

@@ -386,6 +386,10 @@ pub struct DenseStats {
     pub top: f32,
     /// Mean cosine at ranks 11–50 (see `dense_stats_of` for short rankings).
     pub background: f32,
+    /// Whether all of ranks 11–50 were there to measure the background: in a collection
+    /// (or report searched) of fewer passages it is the mean of the least similar few, and
+    /// the margin over it is not comparable with a large collection's.
+    pub full_background: bool,
 }
 
 /// Milliseconds spent in each stage of one search.
@@ -688,8 +692,36 @@ impl Engine {
                     }
                 }
             }
+        } else {
+            for term in self.abbreviations_used(&terms) {
+                if !terms.contains(&term) {
+                    terms.push(term);
+                }
+            }
         }
         (terms, own)
+    }
+
+    /// The terms of the abbreviations this collection writes for those of `words` no
+    /// passage contains ([`Glossary::abbreviations`]: 个人电脑 → pc, 光学字符识别 → ocr):
+    /// the reports often write a concept as its abbreviation, and a question in words
+    /// should find it.
+    pub fn abbreviations_used(&self, words: &[String]) -> Vec<String> {
+        let analyzer = self.analyzer();
+        let mut found = Vec::new();
+        for word in words {
+            if self.document_frequency(word) > 0 {
+                continue;
+            }
+            for abbreviation in Glossary::bundled().abbreviations(word) {
+                for term in analyzer.query_terms(abbreviation) {
+                    if self.document_frequency(&term) > 0 && !found.contains(&term) {
+                        found.push(term);
+                    }
+                }
+            }
+        }
+        found
     }
 
     /// For a query without Chinese that the glossary translates, the text embedded for
@@ -1127,7 +1159,11 @@ fn dense_stats_of(ranking: &[(u32, f32)]) -> Option<DenseStats> {
     } else {
         tail.iter().map(|x| x.1).sum::<f32>() / tail.len() as f32
     };
-    Some(DenseStats { top, background })
+    Some(DenseStats {
+        top,
+        background,
+        full_background: ranking.len() >= DENSE_BACKGROUND_RANKS.end,
+    })
 }
 
 fn explain(ranking: &[(u32, f32)]) -> HashMap<u32, RankedScore> {
@@ -1322,6 +1358,7 @@ mod tests {
         let typical = Some(DenseStats {
             top: 0.85,
             background: 0.85 - DENSE_MARGIN_REFERENCE,
+            full_background: true,
         });
         // Exact Chinese terms at a typical margin: BM25 keeps its usual share.
         assert_weight(
@@ -1342,6 +1379,7 @@ mod tests {
         let flat = Some(DenseStats {
             top: 0.85,
             background: 0.849,
+            full_background: true,
         });
         let lowest = DENSE_WEIGHT * DENSE_WEIGHT_SCALE.start();
         assert_weight(adaptive.for_query("大模型", flat), lowest);
@@ -1349,6 +1387,7 @@ mod tests {
         let clear = Some(DenseStats {
             top: 0.9,
             background: 0.7,
+            full_background: true,
         });
         let highest = DENSE_WEIGHT * DENSE_WEIGHT_SCALE.end();
         assert_weight(adaptive.for_query("大模型", clear), highest);
@@ -1357,6 +1396,7 @@ mod tests {
         let broken = Some(DenseStats {
             top: f32::NAN,
             background: 0.8,
+            full_background: true,
         });
         assert_weight(adaptive.for_query("大模型", broken), DENSE_WEIGHT);
         // Fixed fusions ignore the language and the margin.

@@ -9,7 +9,7 @@
 //! is decided by the collection: the one it uses most (the "most frequent translation"
 //! rule of dictionary-based CLIR), among those it uses at all.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Read;
 use std::sync::LazyLock;
 
@@ -253,6 +253,11 @@ pub struct Glossary {
     /// ([`singular`]): "wind farm", "sign language". [`Glossary::unused_words_and_phrases`]
     /// holds a question's phrase absent only when it is one of these.
     two_word_definitions: HashSet<String>,
+    /// Chinese headword → the abbreviations the dictionary gives as one of its senses
+    /// ([`abbreviation_sense`]): 个人电脑 "personal computer/PC", 光学字符识别 "optical
+    /// character recognition (OCR)". The reports often write a concept as its abbreviation,
+    /// so a question's Chinese word they lack may still be what they say.
+    abbreviations: HashMap<String, Vec<String>>,
 }
 
 /// Month and weekday names: capitalized in English and in the dictionary, but a date, not
@@ -300,10 +305,19 @@ impl Glossary {
         let mut proper_nouns = HashSet::new();
         let mut two_word_definitions = HashSet::new();
         let mut first_senses: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut abbreviations: HashMap<String, Vec<String>> = HashMap::new();
         for line in text.lines() {
             let Some((headword, definitions)) = line.split_once('\t') else {
                 continue;
             };
+            if headword.chars().any(crate::corpus::is_han) {
+                for abbreviation in definitions.split(['/', ';']).filter_map(abbreviation_sense) {
+                    let known = abbreviations.entry(headword.to_string()).or_default();
+                    if !known.contains(&abbreviation) {
+                        known.push(abbreviation);
+                    }
+                }
+            }
             for (sense, definition) in definitions
                 .split('/')
                 .enumerate()
@@ -352,7 +366,16 @@ impl Glossary {
             first_senses,
             proper_nouns,
             two_word_definitions,
+            abbreviations,
         }
+    }
+
+    /// The abbreviations the dictionary gives for the Chinese `headword` (个人电脑 → PC),
+    /// as written there; empty when it gives none.
+    pub fn abbreviations(&self, headword: &str) -> &[String] {
+        self.abbreviations
+            .get(headword)
+            .map_or(&[], |found| found.as_slice())
     }
 
     /// Whether the dictionary defines some headword by `word` alone, capitalized: a place,
@@ -778,6 +801,27 @@ fn leading_name(definition: &str) -> Option<String> {
 
 /// One dictionary definition lowercase with its parenthesized remarks dropped, or None
 /// when it is no translation.
+/// The abbreviation a dictionary sense is, when it is one: the whole sense ("PC", "IPO")
+/// or its closing parenthesis ("optical character recognition (OCR)"), two or more capital
+/// letters, ending in one, with letters or digits between ("MAC", "CPU"; not "Mars"). A
+/// caller counts one only where the collection writes it.
+fn abbreviation_sense(sense: &str) -> Option<String> {
+    let sense = sense.trim();
+    let candidate = match sense.strip_suffix(')') {
+        Some(rest) => rest.rsplit_once('(')?.1,
+        None => sense,
+    };
+    let capitals = candidate.chars().filter(|c| c.is_ascii_uppercase()).count();
+    let is_abbreviation = capitals >= 2
+        && candidate.starts_with(|c: char| c.is_ascii_uppercase())
+        && candidate.chars().all(|c| c.is_ascii_alphanumeric())
+        && candidate
+            .chars()
+            .last()
+            .is_some_and(|c| c.is_ascii_uppercase());
+    is_abbreviation.then(|| candidate.to_string())
+}
+
 fn definition_text(definition: &str) -> Option<String> {
     let lower = definition.trim().to_lowercase();
     let skip = lower.is_empty()
@@ -842,6 +886,25 @@ mod tests {
             "省" => Some(6),
             _ => None,
         }
+    }
+
+    #[test]
+    fn abbreviations_are_the_senses_written_as_capitals() {
+        let glossary = Glossary::parse(
+            "个人电脑\tpersonal computer/PC\n\
+             光学字符识别\toptical character recognition (OCR)\n\
+             火星\tMars (planet)\n\
+             中央处理机\tcentral processing unit (CPU); processor\n",
+        );
+        assert_eq!(glossary.abbreviations("个人电脑"), ["PC"]);
+        assert_eq!(glossary.abbreviations("光学字符识别"), ["OCR"]);
+        assert_eq!(glossary.abbreviations("中央处理机"), ["CPU"]);
+        assert!(glossary.abbreviations("火星").is_empty());
+        assert!(glossary.abbreviations("渔业").is_empty());
+        assert_eq!(abbreviation_sense(" IPO"), Some("IPO".to_string()));
+        assert_eq!(abbreviation_sense("Ph.D."), None);
+        assert_eq!(abbreviation_sense("Mars"), None);
+        assert_eq!(abbreviation_sense("A"), None);
     }
 
     #[test]
