@@ -305,7 +305,8 @@ pub struct Ranking {
     /// The query as given.
     pub query: String,
     /// The terms BM25 searched, for snippets and term weights: the query's analysed words
-    /// (jieba) first, then the Chinese words of its translations ([`Engine::query_terms`]).
+    /// (jieba) first, then the Chinese words of its translations, or for a Chinese query
+    /// the abbreviations the collection writes for its words ([`Engine::query_terms`]).
     pub terms: Vec<String>,
     /// How many of `terms`, from the start, are the query's own words.
     pub own_terms: usize,
@@ -444,7 +445,8 @@ pub struct SearchResponse {
     pub mode: Mode,
     /// The words BM25 searched and the snippets highlight: the query's analysed words
     /// and, for a question without Chinese characters, the Chinese words the collection
-    /// uses for its English words and phrases (dictionary translations).
+    /// uses for its English words and phrases (dictionary translations); for a Chinese
+    /// question, the abbreviations the collection writes for words it lacks (个人电脑 → pc).
     pub terms: Vec<String>,
     /// Total time in milliseconds.
     #[schema(minimum = 0)]
@@ -663,7 +665,9 @@ impl Engine {
 
     /// The BM25 terms of `query`: its analysed words first, then, for a question without
     /// Chinese characters, the Chinese words the collection uses for its English words and
-    /// phrases ([`Glossary::translate`]), so BM25 can match the reports.
+    /// phrases ([`Glossary::translate`]), so BM25 can match the reports; for a Chinese one,
+    /// the abbreviations the collection writes for its words no passage holds
+    /// ([`Engine::abbreviations_used`]).
     pub fn query_terms(&self, query: &str) -> Vec<String> {
         self.searched_terms(query).0
     }
