@@ -1251,6 +1251,20 @@ mod tests {
     }
 
     #[test]
+    fn the_background_is_full_only_with_ranks_11_to_50() {
+        let ranking = |n: usize| -> Vec<(u32, f32)> {
+            (0..n).map(|i| (i as u32, 0.9 - i as f32 * 0.001)).collect()
+        };
+        let short = dense_stats_of(&ranking(DENSE_BACKGROUND_RANKS.end - 1)).unwrap();
+        assert!(!short.full_background);
+        let full = dense_stats_of(&ranking(DENSE_BACKGROUND_RANKS.end)).unwrap();
+        assert!(full.full_background);
+        // Ranks 11-50: cosines 0.890 down to 0.851, mean 0.8705.
+        assert!((full.background - 0.8705).abs() < 1e-4, "{full:?}");
+        assert!(dense_stats_of(&[]).is_none());
+    }
+
+    #[test]
     fn a_glossary_word_cut_into_single_characters_is_used_only_where_written_whole() {
         let dir = tempfile::tempdir().unwrap();
         let engine = lexical_engine(

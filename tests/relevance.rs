@@ -195,8 +195,8 @@ fn a_question_of_words_nobody_knows_is_refused() {
 #[test]
 #[cfg_attr(debug_assertions, ignore = "real model: run with cargo test --release")]
 fn a_chinese_word_the_reports_write_as_its_abbreviation_is_found_through_it() {
-    // 个人电脑 is in no passage; the dictionary gives PC for it, which one holds. Counted
-    // absent, it outweighed what the evidence shares (银行, 柜员) and the question was refused.
+    // 个人电脑 is in no passage; the dictionary gives PC for it, which one holds. Before,
+    // BM25 could not match PC and the reply listed 个人电脑 as a word the reports lack.
     let question = "银行柜员的个人电脑上配备了什么？";
     assert!(engine().query_terms(question).contains(&"pc".to_string()));
     let answer = ask_fixture(question);

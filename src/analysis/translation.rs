@@ -799,17 +799,20 @@ fn leading_name(definition: &str) -> Option<String> {
     .then(|| name.to_lowercase())
 }
 
-/// One dictionary definition lowercase with its parenthesized remarks dropped, or None
-/// when it is no translation.
-/// The abbreviation a dictionary sense is, when it is one: the whole sense ("PC", "IPO")
-/// or its closing parenthesis ("optical character recognition (OCR)"), two or more capital
-/// letters, ending in one, with letters or digits between ("MAC", "CPU"; not "Mars"). A
-/// caller counts one only where the collection writes it.
+/// The abbreviation a dictionary sense is, when it is one: the whole sense ("PC", "IPO"),
+/// or a closing parenthesis holding the initials of the words before it ("optical
+/// character recognition (OCR)", "return on investment (ROI)"; not the labels "(TCM)",
+/// "(UK)" or "(PRC)"): two or more capital letters, ending in one, with letters or digits
+/// between ("MAC", "CPU"; not "Mars"). A caller counts one only where the collection
+/// writes it.
 fn abbreviation_sense(sense: &str) -> Option<String> {
     let sense = sense.trim();
-    let candidate = match sense.strip_suffix(')') {
-        Some(rest) => rest.rsplit_once('(')?.1,
-        None => sense,
+    let (candidate, expanded) = match sense.strip_suffix(')') {
+        Some(rest) => {
+            let (before, inside) = rest.rsplit_once('(')?;
+            (inside, Some(before))
+        }
+        None => (sense, None),
     };
     let capitals = candidate.chars().filter(|c| c.is_ascii_uppercase()).count();
     let is_abbreviation = capitals >= 2
@@ -819,9 +822,30 @@ fn abbreviation_sense(sense: &str) -> Option<String> {
             .chars()
             .last()
             .is_some_and(|c| c.is_ascii_uppercase());
-    is_abbreviation.then(|| candidate.to_string())
+    if !is_abbreviation {
+        return None;
+    }
+    if let Some(before) = expanded {
+        // The initials of the last words before the parenthesis spell it.
+        let initials: String = before
+            .split(|c: char| c.is_whitespace() || c == '-')
+            .filter_map(|w| w.chars().next())
+            .map(|c| c.to_ascii_uppercase())
+            .collect();
+        let letters: String = candidate
+            .chars()
+            .filter(|c| c.is_ascii_alphabetic())
+            .map(|c| c.to_ascii_uppercase())
+            .collect();
+        if !initials.ends_with(&letters) {
+            return None;
+        }
+    }
+    Some(candidate.to_string())
 }
 
+/// One dictionary definition lowercase with its parenthesized remarks dropped, or None
+/// when it is no translation.
 fn definition_text(definition: &str) -> Option<String> {
     let lower = definition.trim().to_lowercase();
     let skip = lower.is_empty()
@@ -902,6 +926,17 @@ mod tests {
         assert!(glossary.abbreviations("火星").is_empty());
         assert!(glossary.abbreviations("渔业").is_empty());
         assert_eq!(abbreviation_sense(" IPO"), Some("IPO".to_string()));
+        assert_eq!(
+            abbreviation_sense("return on investment (ROI)"),
+            Some("ROI".to_string())
+        );
+        // Labels in parentheses are no abbreviations of the sense.
+        assert_eq!(
+            abbreviation_sense("to suffer from internal heat (TCM)"),
+            None
+        );
+        assert_eq!(abbreviation_sense("AAA battery (PRC)"), None);
+        assert_eq!(abbreviation_sense("Parliament (UK)"), None);
         assert_eq!(abbreviation_sense("Ph.D."), None);
         assert_eq!(abbreviation_sense("Mars"), None);
         assert_eq!(abbreviation_sense("A"), None);
