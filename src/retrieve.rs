@@ -1265,6 +1265,27 @@ mod tests {
     }
 
     #[test]
+    fn a_chinese_word_the_collection_writes_as_its_abbreviation_is_searched_as_that() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = lexical_engine(
+            dir.path(),
+            &[
+                "银行柜员的PC端配备了智能助手。",
+                "个人用户可以在手机上办理业务。",
+            ],
+        );
+        let terms = engine.query_terms("柜员的个人电脑配备了什么？");
+        assert!(terms.contains(&"pc".to_string()), "{terms:?}");
+        // The question's own words come first; a word the collection holds is not expanded,
+        // nor one whose abbreviation it does not write (投资回报率 → ROI).
+        assert_eq!(terms[0], "柜员");
+        let terms = engine.query_terms("个人用户的投资回报率是多少？");
+        assert!(!terms.iter().any(|t| t == "roi"), "{terms:?}");
+        assert!(engine.abbreviations_used(&["个人".to_string()]).is_empty());
+        assert_eq!(engine.abbreviations_used(&["个人电脑".to_string()]), ["pc"]);
+    }
+
+    #[test]
     fn a_glossary_word_cut_into_single_characters_is_used_only_where_written_whole() {
         let dir = tempfile::tempdir().unwrap();
         let engine = lexical_engine(
