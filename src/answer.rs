@@ -421,14 +421,14 @@ impl Relevance {
     /// (豆包, 智能助手) is about what the reports say. Such words are the asker's own
     /// wording when a passage stands out in meaning ([`Relevance::paraphrased`]); a sector
     /// the reports lack refuses whatever the rest.
-    pub fn unmentioned(&self) -> bool {
+    pub fn unmentioned(&self, gate: &GateCalibration) -> bool {
         if self.cross_lingual {
             return self.absent_weight > 0.0;
         }
         if self.absent_sectors > 0 {
             return true;
         }
-        if self.paraphrased() {
+        if self.paraphrased(gate) {
             return false;
         }
         self.absent_weight > ABSENT_WEIGHT_RATIO * self.matched_weight
@@ -442,13 +442,81 @@ impl Relevance {
     /// shared words), 0.990 / 0.927 with one absent word at most, 0.983 / 0.920 with no
     /// absent name (names written otherwise than the text writes them), while no
     /// negative of ours reaches the margin.
-    fn paraphrased(&self) -> bool {
+    fn paraphrased(&self, gate: &GateCalibration) -> bool {
         self.matched_weight > 0.0
             && self
                 .meaning_margin
-                .is_some_and(|m| m >= PARAPHRASE_MEANING_MARGIN)
+                .is_some_and(|m| m >= gate.paraphrase_margin)
     }
 }
+
+/// The thresholds of the relevance decision that depend on the embedding model: each
+/// model puts its cosines in a band of its own (multilingual-e5-small's Chinese top
+/// scores lie at 0.79–0.94, bge-small-zh-v1.5's at 0.36–0.84), so thresholds fitted with
+/// one refuse every question with the other. The weights of the rules
+/// ([`ZH_COVERAGE_WEIGHT`], [`CROSS_MARGIN_WEIGHT`], [`CROSS_COVERAGE_WEIGHT`]) are the
+/// same for both: only where they cut was fitted again.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GateCalibration {
+    /// Threshold of the Chinese relevance score ([`ZH_THRESHOLD`] for e5).
+    pub zh_threshold: f32,
+    /// Threshold of the relevance score of a question in another language
+    /// ([`CROSS_THRESHOLD`] for e5).
+    pub cross_threshold: f32,
+    /// Dense margin from which a Chinese question's absent words are taken for its
+    /// wording ([`PARAPHRASE_MEANING_MARGIN`] for e5).
+    pub paraphrase_margin: f32,
+}
+
+impl GateCalibration {
+    /// The thresholds fitted with `intfloat/multilingual-e5-small` (the default model).
+    pub const E5_SMALL: GateCalibration = GateCalibration {
+        zh_threshold: ZH_THRESHOLD,
+        cross_threshold: CROSS_THRESHOLD,
+        paraphrase_margin: PARAPHRASE_MEANING_MARGIN,
+    };
+
+    /// The thresholds fitted with `BAAI/bge-small-zh-v1.5`.
+    pub const BGE_SMALL_ZH: GateCalibration = GateCalibration {
+        zh_threshold: BGE_ZH_THRESHOLD,
+        cross_threshold: BGE_CROSS_THRESHOLD,
+        paraphrase_margin: BGE_PARAPHRASE_MEANING_MARGIN,
+    };
+
+    /// The thresholds for the model of `model_id` (`name@revision`, as
+    /// [`Engine::model_id`] gives it); e5's for any other model or none (without a model
+    /// only term coverage decides, see [`confidence`]).
+    pub fn for_model(model_id: Option<&str>) -> GateCalibration {
+        let name = model_id.map(|id| id.split('@').next().unwrap_or(id));
+        if name == Some(crate::embed::profile::BGE_SMALL_ZH) {
+            GateCalibration::BGE_SMALL_ZH
+        } else {
+            GateCalibration::E5_SMALL
+        }
+    }
+}
+
+/// [`ZH_THRESHOLD`] for `BAAI/bge-small-zh-v1.5`, fitted the same way on the same
+/// questions (dev.jsonl's Chinese questions against dev-negatives.jsonl's): the lowest
+/// answerable question scores 0.502, the one Chinese negative the relevance decision
+/// leaves to the score 0.394; midway. Over `eval/questions.jsonl` the lowest answerable
+/// scores 0.469, the others ≥ 0.525.
+pub const BGE_ZH_THRESHOLD: f32 = 0.448;
+
+/// [`CROSS_THRESHOLD`] for `BAAI/bge-small-zh-v1.5` (a Chinese model: English questions
+/// score 0.48–0.70 over the reports): fitted on dev-en.jsonl and dev.jsonl's English
+/// questions against dev-negatives.jsonl's English ones, which do not separate (the lowest
+/// answerable, 0.476, is below "Which team won the 2023 NBA finals?", 0.484); midway
+/// between that negative and the next answerable (0.514), so the negative is refused and
+/// one English question of dev with it.
+pub const BGE_CROSS_THRESHOLD: f32 = 0.499;
+
+/// [`PARAPHRASE_MEANING_MARGIN`] for `BAAI/bge-small-zh-v1.5`, whose margins are wider:
+/// the Chinese negatives of dev-negatives.jsonl and `eval/near-negatives.jsonl` reach
+/// 0.132 (next 0.122, 0.121), answerable questions of dev.jsonl and
+/// `eval/questions.jsonl` have quartiles 0.079 / 0.132 / 0.173. Above every negative, as
+/// for e5.
+pub const BGE_PARAPHRASE_MEANING_MARGIN: f32 = 0.14;
 
 /// The dense margin (best cosine minus the mean at ranks 11–50) from which a Chinese
 /// question's words that no passage contains are taken for the asker's own wording
@@ -735,7 +803,21 @@ pub fn ask_with(engine: &Engine, request: &AskRequest, llm: Option<&LlmClient>) 
     // the fresh ones unchanged (0.933).
     let best_coverage = coverages.iter().copied().fold(0.0, f32::max);
     let own_terms = &terms[..own_terms];
-    let mut confidence = confidence(dense_stats, best_coverage, in_chinese(&request.question));
+    let gate = GateCalibration::for_model(engine.model_id());
+    let mut confidence = confidence(
+        dense_stats,
+        best_coverage,
+        in_chinese(&request.question),
+        &gate,
+    );
+    tracing::debug!(
+        top = dense_stats.map(|d| d.top),
+        background = dense_stats.map(|d| d.background),
+        coverage = best_coverage,
+        confidence,
+        "gate of {:?}",
+        request.question
+    );
     let translated = &ranking_terms_translated(&terms, own_terms.len());
     let mut relevance = relevance(engine, &request.question, translated, &passage_words);
     if in_chinese(&request.question) {
@@ -746,7 +828,7 @@ pub fn ask_with(engine: &Engine, request: &AskRequest, llm: Option<&LlmClient>) 
     // The question names what no passage contains, and it outweighs what the evidence
     // shares with it: the reports do not speak of it, however close in meaning the
     // passages about the rest of the question are.
-    let unmentioned = relevance.unmentioned();
+    let unmentioned = relevance.unmentioned(&gate);
     tracing::debug!(
         absent = relevance.absent_weight,
         matched = relevance.matched_weight,
@@ -995,16 +1077,25 @@ fn coverage_of(words: &HashSet<String>, terms: &[(String, f32)]) -> f32 {
 /// How sure we are that the reports answer the question, from what retrieval saw: the
 /// best dense cosine, how far it stands out from the background, and how much of the
 /// question's term weight the best passage contains; see [`ZH_THRESHOLD`] and
-/// [`CROSS_THRESHOLD`] for the rules and their fitting. Without dense retrieval (no
+/// [`CROSS_THRESHOLD`] for the rules and their fitting, and `gate` for the thresholds of
+/// the model that embedded the question. Without dense retrieval (no
 /// model) the coverage alone decides, at [`MIN_TERM_COVERAGE`].
-pub fn confidence(dense: Option<DenseStats>, best_coverage: f32, chinese: bool) -> f32 {
+pub fn confidence(
+    dense: Option<DenseStats>,
+    best_coverage: f32,
+    chinese: bool,
+    gate: &GateCalibration,
+) -> f32 {
     let (score, threshold) = match dense {
-        Some(d) if chinese => (d.top + ZH_COVERAGE_WEIGHT * best_coverage, ZH_THRESHOLD),
+        Some(d) if chinese => (
+            d.top + ZH_COVERAGE_WEIGHT * best_coverage,
+            gate.zh_threshold,
+        ),
         Some(d) => (
             d.top
                 + CROSS_MARGIN_WEIGHT * (d.top - d.background)
                 + CROSS_COVERAGE_WEIGHT * best_coverage,
-            CROSS_THRESHOLD,
+            gate.cross_threshold,
         ),
         None => {
             return if best_coverage >= MIN_TERM_COVERAGE {
@@ -1482,24 +1573,24 @@ mod tests {
             matched_weight: 2.3,
             ..Relevance::default()
         };
-        assert!(wording.unmentioned());
+        assert!(wording.unmentioned(&GateCalibration::E5_SMALL));
         let standing_out = Relevance {
             meaning_margin: Some(PARAPHRASE_MEANING_MARGIN + 0.01),
             ..wording.clone()
         };
-        assert!(!standing_out.unmentioned());
+        assert!(!standing_out.unmentioned(&GateCalibration::E5_SMALL));
         // Below the margin, as every unanswerable question measured: still refused.
         let background = Relevance {
             meaning_margin: Some(PARAPHRASE_MEANING_MARGIN - 0.01),
             ..wording.clone()
         };
-        assert!(background.unmentioned());
+        assert!(background.unmentioned(&GateCalibration::E5_SMALL));
         // A sector the reports lack refuses whatever the margin.
         let sector = Relevance {
             absent_sectors: 1,
             ..standing_out.clone()
         };
-        assert!(sector.unmentioned());
+        assert!(sector.unmentioned(&GateCalibration::E5_SMALL));
         // So does evidence sharing none of the question's words; several absent words do
         // not.
         let two = Relevance {
@@ -1507,12 +1598,56 @@ mod tests {
             absent_weight: 6.8,
             ..standing_out.clone()
         };
-        assert!(!two.unmentioned());
+        assert!(!two.unmentioned(&GateCalibration::E5_SMALL));
         let nothing_shared = Relevance {
             matched_weight: 0.0,
             ..standing_out
         };
-        assert!(nothing_shared.unmentioned());
+        assert!(nothing_shared.unmentioned(&GateCalibration::E5_SMALL));
+    }
+
+    #[test]
+    fn each_model_is_judged_by_its_own_thresholds() {
+        assert_eq!(
+            GateCalibration::for_model(Some("BAAI/bge-small-zh-v1.5@2f69970f18a00ba4")),
+            GateCalibration::BGE_SMALL_ZH
+        );
+        for other in [
+            Some("intfloat/multilingual-e5-small@0db63e48749a5013"),
+            Some("someone/bge-small-zh-v1.5-finetuned@1"),
+            None,
+        ] {
+            assert_eq!(GateCalibration::for_model(other), GateCalibration::E5_SMALL);
+        }
+        let stats = |top, background| {
+            Some(DenseStats {
+                top,
+                background,
+                full_background: true,
+            })
+        };
+        let (e5, bge) = (&GateCalibration::E5_SMALL, &GateCalibration::BGE_SMALL_ZH);
+        // bge-small-zh's cosines are lower: a typical answerable Chinese question of its
+        // (top 0.60) is answered by its thresholds and was refused by e5's, which refused
+        // every question; its unanswerable ones (0.39) are still refused.
+        assert!(confidence(stats(0.60, 0.47), 0.8, true, bge) > 0.9);
+        assert!(confidence(stats(0.60, 0.47), 0.8, true, e5) < 0.01);
+        assert!(confidence(stats(0.39, 0.30), 0.3, true, bge) < 0.1);
+        assert!(confidence(stats(0.50, 0.40), 0.0, false, bge) > 0.5);
+        // Its margins are wider too: one that stands out for e5 is background for bge.
+        let wording = Relevance {
+            absent_weight: 3.4,
+            matched_weight: 2.3,
+            meaning_margin: Some(0.1),
+            ..Relevance::default()
+        };
+        assert!(!wording.unmentioned(e5));
+        assert!(wording.unmentioned(bge));
+        let standing_out = Relevance {
+            meaning_margin: Some(BGE_PARAPHRASE_MEANING_MARGIN + 0.01),
+            ..wording
+        };
+        assert!(!standing_out.unmentioned(bge));
     }
 
     #[test]
@@ -1715,17 +1850,29 @@ mod tests {
             })
         };
         // Chinese: the dense top score plus a little coverage decides.
-        assert!(confidence(stats(0.93, 0.88), 0.8, true) > 0.9);
-        assert!(confidence(stats(0.85, 0.83), 0.2, true) < 0.1);
-        let at = confidence(stats(ZH_THRESHOLD, 0.85), 0.0, true);
+        assert!(confidence(stats(0.93, 0.88), 0.8, true, &GateCalibration::E5_SMALL) > 0.9);
+        assert!(confidence(stats(0.85, 0.83), 0.2, true, &GateCalibration::E5_SMALL) < 0.1);
+        let at = confidence(
+            stats(ZH_THRESHOLD, 0.85),
+            0.0,
+            true,
+            &GateCalibration::E5_SMALL,
+        );
         assert!((at - 0.5).abs() < 1e-3, "{at}");
         // English: the same top score counts more when it stands out from the background.
-        let flat = confidence(stats(0.78, 0.77), 0.0, false);
-        let standing_out = confidence(stats(0.78, 0.74), 0.0, false);
+        let flat = confidence(stats(0.78, 0.77), 0.0, false, &GateCalibration::E5_SMALL);
+        let standing_out = confidence(stats(0.78, 0.74), 0.0, false, &GateCalibration::E5_SMALL);
         assert!(flat < 0.5 && standing_out > 0.5, "{flat} {standing_out}");
         // Without the model: coverage alone, at MIN_TERM_COVERAGE.
-        assert!(confidence(None, MIN_TERM_COVERAGE, true) >= 0.5);
-        assert!(confidence(None, MIN_TERM_COVERAGE - 0.01, true) < 0.5);
+        assert!(confidence(None, MIN_TERM_COVERAGE, true, &GateCalibration::E5_SMALL) >= 0.5);
+        assert!(
+            confidence(
+                None,
+                MIN_TERM_COVERAGE - 0.01,
+                true,
+                &GateCalibration::E5_SMALL
+            ) < 0.5
+        );
     }
 
     #[test]

@@ -658,6 +658,12 @@ impl Engine {
         }
     }
 
+    /// The embedding model's id (`name@revision`), or None for a lexical-only engine: the
+    /// answer's relevance thresholds depend on it ([`crate::answer::GateCalibration`]).
+    pub fn model_id(&self) -> Option<&str> {
+        self.encoder.as_deref().map(|e| e.model_id())
+    }
+
     /// Number of passages containing an analysed term (for term weights).
     pub fn document_frequency(&self, term: &str) -> u64 {
         self.index.lexical.document_frequency(term)
