@@ -707,7 +707,7 @@ impl Glossary {
 type HoldsAny<'a> = &'a dyn Fn(&[String]) -> bool;
 
 /// How many senses a headword has when its later one-word sense counts as another word
-/// for its first ([`Glossary::alternate_glosses`]): two ("supplier/vendor"). Chosen by
+/// for its first (see `Glossary::alternate_glosses`): two ("supplier/vendor"). Chosen by
 /// that reading of the dictionary; with any number, "cargo" became 加载 through 傤
 /// "load/cargo/…" and an English near-negative of `eval/near-negatives.jsonl` was
 /// answered.
