@@ -224,7 +224,8 @@ fn read_tensor(bytes: &[u8]) -> Result<Initializer, EmbedError> {
         .into_iter()
         .map(|d| usize::try_from(d).map_err(|_| malformed("huge dimension")))
         .collect::<Result<_, _>>()?;
-    if data_type == ONNX_FLOAT && dims.iter().product::<usize>() != data.len() {
+    let values = dims.iter().try_fold(1usize, |n, d| n.checked_mul(*d));
+    if data_type == ONNX_FLOAT && values != Some(data.len()) {
         return Err(EmbedError::Onnx(format!(
             "weight {name:?} has shape {dims:?} but {} values",
             data.len()
@@ -267,6 +268,12 @@ pub(crate) fn bert_weights(graph: &Graph) -> Result<Vec<Initializer>, EmbedError
                 weight.name, weight.dims
             )));
         };
+        if weight.data.len() != rows * cols {
+            return Err(EmbedError::Onnx(format!(
+                "MatMul weight {:?} is not in 32-bit floats (a quantized export?); only f32 models are read",
+                weight.name
+            )));
+        }
         let bias = node
             .outputs
             .first()
@@ -306,10 +313,20 @@ pub(crate) fn bert_config(weights: &[Initializer], heads: usize) -> Result<Strin
             .map(|w| w.dims.clone())
             .ok_or_else(|| EmbedError::Onnx(format!("no weight {name} in the model")))
     };
-    let words = dims("embeddings.word_embeddings.weight")?;
-    let positions = dims("embeddings.position_embeddings.weight")?;
-    let types = dims("embeddings.token_type_embeddings.weight")?;
-    let intermediate = dims("encoder.layer.0.intermediate.dense.bias")?;
+    let shaped = |name: &str, rank: usize| {
+        let d = dims(name)?;
+        if d.len() == rank {
+            Ok(d)
+        } else {
+            Err(EmbedError::Onnx(format!(
+                "weight {name} has shape {d:?}, not {rank} dimensions"
+            )))
+        }
+    };
+    let words = shaped("embeddings.word_embeddings.weight", 2)?;
+    let positions = shaped("embeddings.position_embeddings.weight", 2)?;
+    let types = shaped("embeddings.token_type_embeddings.weight", 2)?;
+    let intermediate = shaped("encoder.layer.0.intermediate.dense.bias", 1)?;
     let layers = weights
         .iter()
         .filter_map(|w| w.name.strip_prefix("encoder.layer."))
@@ -501,5 +518,32 @@ pub(crate) mod tests {
         let mut graph = read_graph(&model).unwrap();
         graph.nodes.retain(|n| n.op_type == "MatMul");
         assert!(bert_weights(&graph).is_err());
+        // Nor can a weight that is not in 32-bit floats (a quantized export).
+        let mut graph = read_graph(&model).unwrap();
+        for init in &mut graph.initializers {
+            if init.name.starts_with("onnx::MatMul") {
+                init.data.clear();
+            }
+        }
+        let err = bert_weights(&graph).expect_err("not f32");
+        assert!(err.to_string().contains("32-bit"), "{err}");
+        // Embeddings of the wrong rank make no configuration.
+        let mut weights = bert_weights(&read_graph(&model).unwrap()).unwrap();
+        for w in &mut weights {
+            if w.name == "embeddings.word_embeddings.weight" {
+                w.dims = vec![6];
+            }
+        }
+        assert!(bert_config(&weights, 1).is_err());
+        // Any one byte changed: an error or a graph, never a panic.
+        for at in 0..model.len() {
+            for byte in [0x00, 0x7f, 0x80, 0xff] {
+                let mut damaged = model.clone();
+                damaged[at] = byte;
+                if let Ok(graph) = read_graph(&damaged) {
+                    let _ = bert_weights(&graph).and_then(|w| bert_config(&w, 1));
+                }
+            }
+        }
     }
 }
