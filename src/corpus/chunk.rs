@@ -244,6 +244,37 @@ fn looks_like_heading(t: &str, blank_around: bool) -> bool {
     blank_around && n <= HEADING_MAX_CHARS
 }
 
+/// Whether a line is a figure standing alone, as report infographics print their key
+/// results under a short label ("售前获线留资率提升" / "**58%**", "问答系统准确率" / "88%+"):
+/// a number with a unit, a percent sign or a plus, and nothing else. The label above it
+/// is then the figure's subject, not a heading: read as one, "售前获线留资率提升58%" states
+/// the result, while as a heading the label would open a new passage and leave the
+/// figure cut off from the case it reports. A bare number ("08", "2024.02.01") is a
+/// section number or a date, not a figure.
+fn is_figure(line: &str) -> bool {
+    let t: String = line
+        .chars()
+        .filter(|c| !matches!(c, '*' | ' ' | '\t'))
+        .collect();
+    let n = t.chars().count();
+    let number_chars = |c: char| c.is_ascii_digit() || matches!(c, '.' | ',' | '-' | '~' | '～');
+    let body = t.trim_end_matches(|c: char| !number_chars(c));
+    let unit = &t[body.len()..];
+    t.starts_with(|c: char| c.is_ascii_digit())
+        && n <= MAX_FIGURE_CHARS
+        && body.chars().all(number_chars)
+        && !unit.is_empty()
+        && unit
+            .chars()
+            .all(|c| matches!(c, '%' | '％' | '+' | '＋') || FIGURE_UNITS.contains(c))
+}
+
+/// Longest line read as a standalone figure ([`is_figure`]): "1-3小时", "400%", "10000+".
+const MAX_FIGURE_CHARS: usize = 12;
+
+/// Characters a standalone figure's unit is made of (counts, money, time, multiples).
+const FIGURE_UNITS: &str = "倍万亿千百元个家人次项天时小分钟秒款台";
+
 fn classify_lines(chars: &[char]) -> Vec<Line> {
     let mut lines = Vec::new();
     let mut start = 0;
@@ -296,7 +327,10 @@ fn classify_lines(chars: &[char]) -> Vec<Line> {
         } else {
             let blank_before = i == 0 || blank[i - 1];
             let blank_after = i + 1 >= blank.len() || blank[i + 1];
-            if looks_like_heading(t, blank_before && blank_after) {
+            let labels_a_figure = (i + 1..texts.len())
+                .find(|&j| !blank[j])
+                .is_some_and(|j| is_figure(&texts[j]));
+            if !labels_a_figure && looks_like_heading(t, blank_before && blank_after) {
                 LineKind::Heading
             } else {
                 LineKind::Body
@@ -594,6 +628,29 @@ mod tests {
         assert!(!all.contains("12 -"), "{all}");
         assert!(all.contains("年，大模型在政务场景落地"));
         assert_eq!(chunks[0].section, "北京市人工智能报告");
+    }
+
+    #[test]
+    fn a_label_over_a_standalone_figure_is_read_with_it_not_as_a_heading() {
+        let raw = "## 解决方法\n\n美世教育接入AI大模型获客机器人，夜间独立接待。\n\n售前获线留资率提升\n\n**58%**\n\n## 政务领域\n\n大模型在政务服务中落地，效果良好。\n";
+        let chunks = chunk_text(raw);
+        let case = chunks.iter().find(|c| c.text.contains("美世教育")).unwrap();
+        let plain = case.text.replace('*', "");
+        assert!(
+            plain.contains("夜间独立接待。售前获线留资率提升58%"),
+            "{chunks:?}"
+        );
+        assert_eq!(case.section, "解决方法");
+        assert!(chunks.iter().all(|c| c.section != "售前获线留资率提升"));
+        // A short line over a date or a section number is still a heading.
+        let raw = "政策梳理\n\n2024.02.01\n\n大模型在政务服务中落地，效果良好。\n";
+        assert_eq!(chunk_text(raw)[0].section, "政策梳理");
+        for figure in ["**58%**", "90%+", "1-3小时", "10000+", "3倍"] {
+            assert!(is_figure(figure), "{figure}");
+        }
+        for other in ["08", "2024.02.01", "2024年", "58%的企业已落地", "政务"] {
+            assert!(!is_figure(other), "{other}");
+        }
     }
 
     #[test]
