@@ -92,6 +92,7 @@ fn list_items(piece: &str) -> Vec<&str> {
         .match_indices(ITEM_MARKS)
         .map(|(i, _)| i)
         .chain(piece.match_indices("- **").map(|(i, _)| i))
+        .chain(bold_labels(piece))
         .filter(|&i| !piece[..i].trim().is_empty())
         .collect();
     cuts.sort_unstable();
@@ -105,6 +106,27 @@ fn list_items(piece: &str) -> Vec<&str> {
     items.push(&piece[start..]);
     items
 }
+
+/// Where a bold field label opens inside a piece ("…集中管理与分析**客户问题2**：线上流量越来越
+/// 昂贵…"): a markdown bold run of at most [`MAX_BOLD_LABEL_CHARS`] characters followed by a
+/// colon. PDF extraction prints a case's fields (需求, 措施, 客户问题1…) each on its own
+/// line without a sentence mark, so they run together; each field says one thing.
+fn bold_labels(piece: &str) -> impl Iterator<Item = usize> + '_ {
+    piece.match_indices("**").filter_map(move |(i, _)| {
+        let rest = &piece[i + 2..];
+        let close = rest.find("**")?;
+        let label = &rest[..close];
+        let opens_a_field = rest[close + 2..].starts_with(['：', ':'])
+            && (1..=MAX_BOLD_LABEL_CHARS).contains(&label.chars().count())
+            && !label.contains(['：', ':']);
+        // The closing "**" of a label is no opening of another.
+        let is_closing = piece[..i].matches("**").count() % 2 == 1;
+        (opens_a_field && !is_closing).then_some(i)
+    })
+}
+
+/// Longest bold run read as a field label ([`bold_labels`]): "客户问题1", "解决方法".
+const MAX_BOLD_LABEL_CHARS: usize = 12;
 
 /// Whether a piece is a labelled value ("大模型推出时间：2021年4月", "颁布主体：成都市经信局等6部门"):
 /// a label of at least two characters, a colon, then a value of at least two. Short and
@@ -343,8 +365,9 @@ pub const MIN_CHARS_PER_PIECE: usize = 8;
 /// heading; names and figures count as one word each in [`is_prose`]. v6: a space
 /// inside a Latin name or figure ends no heading. v7: sentences of 6 and 7 characters
 /// count ([`MIN_SENTENCE_CHARS`]). v8: a sentence mark inside brackets or quotes ends no
-/// sentence ([`bracketed_sentences`]).
-pub const SENTENCE_RULES_VERSION: &str = "readable-sentences-v8";
+/// sentence ([`bracketed_sentences`]). v9: a bold field label ("**客户问题2**：") opens a
+/// sentence ([`bold_labels`]).
+pub const SENTENCE_RULES_VERSION: &str = "readable-sentences-v9";
 
 #[cfg(test)]
 mod tests {
@@ -398,6 +421,13 @@ mod tests {
             s,
             vec!["大模型推出时间：2021年4月", "AI开发平台：ModelArts"]
         );
+        // A case's bold fields run together are one sentence each.
+        let s = readable_sentences(
+            "**客户问题1**：线上多个渠道咨询接待，效率不高**客户问题2**：线上流量越来越昂贵，如何提升售前留资率，成为首要需求**解决方法**：",
+        );
+        assert_eq!(s.len(), 2, "{s:?}");
+        assert!(s[1].contains("线上流量越来越昂贵"), "{s:?}");
+        assert!(!s[0].contains("客户问题2"), "{s:?}");
         // Hyphens and middle dots inside words do not cut.
         let s = readable_sentences("美国学者约翰·麦卡锡提出GPT-3与2023-2024年的路线。");
         assert_eq!(s, vec!["美国学者约翰·麦卡锡提出GPT-3与2023-2024年的路线。"]);
