@@ -246,11 +246,12 @@ fn looks_like_heading(t: &str, blank_around: bool) -> bool {
 
 /// Whether a line is a figure standing alone, as report infographics print their key
 /// results under a short label ("售前获线留资率提升" / "**58%**", "问答系统准确率" / "88%+"):
-/// a number with a unit, a percent sign or a plus, and nothing else. The label above it
-/// is then the figure's subject, not a heading: read as one, "售前获线留资率提升58%" states
-/// the result, while as a heading the label would open a new passage and leave the
-/// figure cut off from the case it reports. A bare number ("08", "2024.02.01") is a
-/// section number or a date, not a figure.
+/// a number with a percent sign or a unit (a plus may follow), and nothing else. The
+/// label above it is then the figure's subject, not a heading: read as one,
+/// "售前获线留资率提升58%" states the result, while as a heading the label would open a new
+/// passage and leave the figure cut off from the case it reports. A bare number ("08",
+/// "2024.02.01") is a section number or a date, and a count with only a plus ("10000+")
+/// is how advertising blocks boast ("行业报告免费下载" / "100000+"), not a figure.
 fn is_figure(line: &str) -> bool {
     let t: String = line
         .chars()
@@ -263,17 +264,23 @@ fn is_figure(line: &str) -> bool {
     t.starts_with(|c: char| c.is_ascii_digit())
         && n <= MAX_FIGURE_CHARS
         && body.chars().all(number_chars)
-        && !unit.is_empty()
         && unit
             .chars()
-            .all(|c| matches!(c, '%' | '％' | '+' | '＋') || FIGURE_UNITS.contains(c))
+            .any(|c| matches!(c, '%' | '％') || STANDALONE_FIGURE_UNITS.contains(c))
+        && unit
+            .chars()
+            .all(|c| matches!(c, '%' | '％' | '+' | '＋') || STANDALONE_FIGURE_UNITS.contains(c))
 }
 
-/// Longest line read as a standalone figure ([`is_figure`]): "1-3小时", "400%", "10000+".
+/// Longest line, in characters once `*` and spaces are dropped, read as a standalone
+/// figure ([`is_figure`]): the callouts of our reports run 3–6 ("400%", "1-3小时"); 12
+/// leaves room for amounts such as "1,000,000家" while a line of prose is longer.
 const MAX_FIGURE_CHARS: usize = 12;
 
 /// Characters a standalone figure's unit is made of (counts, money, time, multiples).
-const FIGURE_UNITS: &str = "倍万亿千百元个家人次项天时小分钟秒款台";
+/// Unlike the figures an answer prefers (`FIGURE_UNITS` in `answer.rs`), no 年, 月 or 日:
+/// a line holding only a date is a date, not a result.
+const STANDALONE_FIGURE_UNITS: &str = "倍万亿千百元个家人次项天时小分钟秒款台";
 
 fn classify_lines(chars: &[char]) -> Vec<Line> {
     let mut lines = Vec::new();
@@ -327,10 +334,18 @@ fn classify_lines(chars: &[char]) -> Vec<Line> {
         } else {
             let blank_before = i == 0 || blank[i - 1];
             let blank_after = i + 1 >= blank.len() || blank[i + 1];
-            let labels_a_figure = (i + 1..texts.len())
-                .find(|&j| !blank[j])
-                .is_some_and(|j| is_figure(&texts[j]));
-            if !labels_a_figure && looks_like_heading(t, blank_before && blank_after) {
+            let blank_around = blank_before && blank_after;
+            // Only an unmarked line is taken for a figure's label: "## 应用成效" stays a
+            // heading whatever follows it.
+            let labels_a_figure = || {
+                blank_around
+                    && !has_heading_mark(t)
+                    && (i + 1..texts.len())
+                        .find(|&j| !blank[j])
+                        .is_some_and(|j| is_figure(&texts[j]))
+            };
+            // A figure is never a heading ("1-3小时" has two letters).
+            if !is_figure(t) && looks_like_heading(t, blank_around) && !labels_a_figure() {
                 LineKind::Heading
             } else {
                 LineKind::Body
@@ -632,23 +647,50 @@ mod tests {
 
     #[test]
     fn a_label_over_a_standalone_figure_is_read_with_it_not_as_a_heading() {
-        let raw = "## 解决方法\n\n美世教育接入AI大模型获客机器人，夜间独立接待。\n\n售前获线留资率提升\n\n**58%**\n\n## 政务领域\n\n大模型在政务服务中落地，效果良好。\n";
-        let chunks = chunk_text(raw);
-        let case = chunks.iter().find(|c| c.text.contains("美世教育")).unwrap();
-        let plain = case.text.replace('*', "");
-        assert!(
-            plain.contains("夜间独立接待。售前获线留资率提升58%"),
-            "{chunks:?}"
-        );
-        assert_eq!(case.section, "解决方法");
-        assert!(chunks.iter().all(|c| c.section != "售前获线留资率提升"));
+        // The case is long enough (over SECTION_MERGE_BELOW_CHARS) that a heading after
+        // it would open a passage of its own.
+        let case = "美世教育先后采用全渠道AI客服解决方案以及最新发布的大模型获客机器人，解决了多渠道客户咨询接待统一处理、集中分配管理与数据分析问题，同时接入获客机器人，夜间独立接待，安全释放人工坐席。";
+        for (label, figure) in [
+            ("售前获线留资率提升", "**58%**"),
+            ("平均响应时间缩短至", "1-3小时"),
+        ] {
+            let raw = format!(
+                "## 解决方法\n\n{case}\n\n{label}\n\n{figure}\n\n## 政务领域\n\n大模型在政务服务中落地，效果良好。\n"
+            );
+            let chunks = chunk_text(&raw);
+            let with_case = chunks.iter().find(|c| c.text.contains("美世教育")).unwrap();
+            let stated = format!("安全释放人工坐席。{label}{}", figure.replace('*', ""));
+            assert!(
+                with_case.text.replace('*', "").contains(&stated),
+                "{chunks:?}"
+            );
+            assert_eq!(with_case.section, "解决方法");
+            assert!(
+                chunks
+                    .iter()
+                    .all(|c| c.section == "解决方法" || c.section == "政务领域"),
+                "{chunks:?}"
+            );
+        }
+        // A marked heading stays one, figure or not.
+        let raw = format!("## 解决方法\n\n{case}\n\n## 应用成效\n\n**58%**\n\n的客户表示满意。\n");
+        let chunks = chunk_text(&raw);
+        assert!(chunks.iter().any(|c| c.section == "应用成效"), "{chunks:?}");
+        assert!(chunks.iter().all(|c| !c.text.contains('#')), "{chunks:?}");
         // A short line over a date or a section number is still a heading.
         let raw = "政策梳理\n\n2024.02.01\n\n大模型在政务服务中落地，效果良好。\n";
         assert_eq!(chunk_text(raw)[0].section, "政策梳理");
-        for figure in ["**58%**", "90%+", "1-3小时", "10000+", "3倍"] {
+        for figure in ["**58%**", "90%+", "1-3小时", "3倍", "1,000家"] {
             assert!(is_figure(figure), "{figure}");
         }
-        for other in ["08", "2024.02.01", "2024年", "58%的企业已落地", "政务"] {
+        for other in [
+            "08",
+            "2024.02.01",
+            "2024年",
+            "58%的企业已落地",
+            "政务",
+            "10000+",
+        ] {
             assert!(!is_figure(other), "{other}");
         }
     }

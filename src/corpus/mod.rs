@@ -84,7 +84,7 @@ pub struct Corpus {
 
 /// Version of the chunking rules; part of the index fingerprint, so changing
 /// the rules (or the constants) marks every existing index stale.
-pub const CHUNKER_VERSION: &str = "chunk-v2";
+pub const CHUNKER_VERSION: &str = "chunk-v3";
 
 /// The settings that shape passages, written into the fingerprint.
 pub fn chunker_settings() -> String {

@@ -16,9 +16,10 @@ pub const MIN_SENTENCE_CHARS: usize = 6;
 /// ([`is_heading`]), page furniture ([`is_furniture`]) and lines that are not prose
 /// ([`is_prose`]) dropped.
 pub fn readable_sentences(text: &str) -> Vec<String> {
+    let labels = bold_labels(text);
     bracketed_sentences(text)
         .into_iter()
-        .flat_map(list_items)
+        .flat_map(|piece| list_items(piece, offset_in(text, piece), &labels))
         .map(clean_for_reading)
         .map(|s| without_leading_headings(s.trim_start_matches(BULLETS).trim()).to_string())
         .filter(|s| {
@@ -87,12 +88,21 @@ pub const MAX_BRACKETED_CHARS: usize = 160;
 /// runs a list's items together without a sentence mark between them ("…奠定了基础- **2020
 /// 年**: OpenAI推出了GPT-3模型…"), and each item says one thing: read as one sentence,
 /// the item that answers is buried in the others and cut with them.
-fn list_items(piece: &str) -> Vec<&str> {
+///
+/// A bold field label of `labels` (byte offsets in the passage, [`bold_labels`]; `start`
+/// is the piece's offset there) cuts only after another label of the same piece: a run
+/// of fields is cut into its fields, while a bold term inside a sentence ("截至2023年底，
+/// 平台**累计用户**：超过1亿人") leaves the sentence whole.
+fn list_items<'a>(piece: &'a str, start: usize, labels: &[usize]) -> Vec<&'a str> {
+    let end = start + piece.len();
+    let first = labels.partition_point(|&l| l < start);
+    let in_piece = labels[first..].iter().take_while(|&&l| l < end);
+    let fields = in_piece.skip(1).map(|&l| l - start);
     let mut cuts: Vec<usize> = piece
         .match_indices(ITEM_MARKS)
         .map(|(i, _)| i)
         .chain(piece.match_indices("- **").map(|(i, _)| i))
-        .chain(bold_labels(piece))
+        .chain(fields)
         .filter(|&i| !piece[..i].trim().is_empty())
         .collect();
     cuts.sort_unstable();
@@ -107,25 +117,36 @@ fn list_items(piece: &str) -> Vec<&str> {
     items
 }
 
-/// Where a bold field label opens inside a piece ("…集中管理与分析**客户问题2**：线上流量越来越
-/// 昂贵…"): a markdown bold run of at most [`MAX_BOLD_LABEL_CHARS`] characters followed by a
-/// colon. PDF extraction prints a case's fields (需求, 措施, 客户问题1…) each on its own
-/// line without a sentence mark, so they run together; each field says one thing.
-fn bold_labels(piece: &str) -> impl Iterator<Item = usize> + '_ {
-    piece.match_indices("**").filter_map(move |(i, _)| {
-        let rest = &piece[i + 2..];
-        let close = rest.find("**")?;
-        let label = &rest[..close];
-        let opens_a_field = rest[close + 2..].starts_with(['：', ':'])
-            && (1..=MAX_BOLD_LABEL_CHARS).contains(&label.chars().count())
-            && !label.contains(['：', ':']);
-        // The closing "**" of a label is no opening of another.
-        let is_closing = piece[..i].matches("**").count() % 2 == 1;
-        (opens_a_field && !is_closing).then_some(i)
-    })
+/// Byte offsets where bold field labels open in a passage's text ("…集中管理与分析**客户问题2**：
+/// 线上流量越来越昂贵…"): a markdown bold run of at most [`MAX_BOLD_LABEL_CHARS`]
+/// characters, not blank at either end, followed by a colon. PDF extraction prints a
+/// case's fields (需求, 措施, 客户问题1…) each on its own line without a sentence mark, so
+/// they run together; each field says one thing. Markers pair up over the whole passage
+/// in one pass, so a bold run holding a sentence mark ("**大模型加速落地。**") does not
+/// turn the markers after it around.
+fn bold_labels(text: &str) -> Vec<usize> {
+    let marks: Vec<usize> = text.match_indices("**").map(|(i, _)| i).collect();
+    marks
+        .chunks_exact(2)
+        .filter(|pair| {
+            let label = &text[pair[0] + 2..pair[1]];
+            text[pair[1] + 2..].starts_with(['：', ':'])
+                && (1..=MAX_BOLD_LABEL_CHARS).contains(&label.chars().count())
+                && label.trim() == label
+                && !label.contains(['：', ':'])
+        })
+        .map(|pair| pair[0])
+        .collect()
 }
 
-/// Longest bold run read as a field label ([`bold_labels`]): "客户问题1", "解决方法".
+/// Byte offset of `piece`, a slice of `text`, within it.
+fn offset_in(text: &str, piece: &str) -> usize {
+    piece.as_ptr() as usize - text.as_ptr() as usize
+}
+
+/// Longest bold run read as a field label ([`bold_labels`]): the labels of our reports
+/// run 2–5 characters ("需求", "客户问题1"); a bold run longer than 12 is an emphasised
+/// phrase, not a label.
 const MAX_BOLD_LABEL_CHARS: usize = 12;
 
 /// Whether a piece is a labelled value ("大模型推出时间：2021年4月", "颁布主体：成都市经信局等6部门"):
@@ -366,8 +387,9 @@ pub const MIN_CHARS_PER_PIECE: usize = 8;
 /// inside a Latin name or figure ends no heading. v7: sentences of 6 and 7 characters
 /// count ([`MIN_SENTENCE_CHARS`]). v8: a sentence mark inside brackets or quotes ends no
 /// sentence ([`bracketed_sentences`]). v9: a bold field label ("**客户问题2**：") opens a
-/// sentence ([`bold_labels`]).
-pub const SENTENCE_RULES_VERSION: &str = "readable-sentences-v9";
+/// sentence ([`bold_labels`]). v10: only after another label of its piece, its markers
+/// paired over the whole passage.
+pub const SENTENCE_RULES_VERSION: &str = "readable-sentences-v10";
 
 #[cfg(test)]
 mod tests {
@@ -428,6 +450,17 @@ mod tests {
         assert_eq!(s.len(), 2, "{s:?}");
         assert!(s[1].contains("线上流量越来越昂贵"), "{s:?}");
         assert!(!s[0].contains("客户问题2"), "{s:?}");
+        // A bold sentence before them does not turn the markers around.
+        let s = readable_sentences(
+            "**核心观点：大模型加速落地。** **客户问题1**：线上多个渠道咨询接待，效率不高**客户问题2**：线上流量越来越昂贵，如何提升售前留资率",
+        );
+        assert_eq!(s.len(), 3, "{s:?}");
+        assert!(s[2].starts_with("客户问题2"), "{s:?}");
+        // A bold term inside a sentence leaves the sentence whole.
+        let s =
+            readable_sentences("截至2023年底，平台**累计用户**：超过1亿人，覆盖全国三十多个省份。");
+        assert_eq!(s.len(), 1, "{s:?}");
+        assert!(s[0].starts_with("截至2023年底"), "{s:?}");
         // Hyphens and middle dots inside words do not cut.
         let s = readable_sentences("美国学者约翰·麦卡锡提出GPT-3与2023-2024年的路线。");
         assert_eq!(s, vec!["美国学者约翰·麦卡锡提出GPT-3与2023-2024年的路线。"]);
