@@ -1570,14 +1570,18 @@ fn compose(
 mod tests {
     use super::*;
 
+    /// A word of the question that no passage contains.
+    fn absent(term: &str) -> MissingTerm {
+        MissingTerm {
+            term: term.into(),
+            missing_from: MissingFrom::Collection,
+        }
+    }
+
     #[test]
     fn a_question_whose_meaning_stands_out_is_not_refused_for_its_own_wording() {
         // "“机器学习”这个说法最早是哪一年提出的": 说法 is in no passage and outweighs the
         // evidence's words, but one passage stands out in meaning.
-        let absent = |term: &str| MissingTerm {
-            term: term.into(),
-            missing_from: MissingFrom::Collection,
-        };
         let wording = Relevance {
             missing: vec![absent("说法")],
             absent_weight: 3.4,
@@ -1619,10 +1623,6 @@ mod tests {
 
     #[test]
     fn an_english_word_of_wording_refuses_only_against_thin_evidence() {
-        let absent = |term: &str| MissingTerm {
-            term: term.into(),
-            missing_from: MissingFrom::Collection,
-        };
         // "How do courts use large models to assist judges?": court has no translation the
         // reports use, and the evidence holds only generic guesses.
         let court = Relevance {
