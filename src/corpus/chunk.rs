@@ -344,8 +344,9 @@ fn classify_lines(chars: &[char]) -> Vec<Line> {
                         .find(|&j| !blank[j])
                         .is_some_and(|j| is_figure(&texts[j]))
             };
-            // A figure is never a heading ("1-3小时" has two letters).
-            if !is_figure(t) && looks_like_heading(t, blank_around) && !labels_a_figure() {
+            // A figure is never a heading ("1-3小时" has two letters). The figure checks
+            // run only for a line that looks like one.
+            if looks_like_heading(t, blank_around) && !is_figure(t) && !labels_a_figure() {
                 LineKind::Heading
             } else {
                 LineKind::Body
