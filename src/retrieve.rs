@@ -814,12 +814,15 @@ impl Engine {
     /// into words of two characters or more is used when they all are (国家电网公司: the
     /// reports write 国家电网 and 公司); one cut into single characters too counts only
     /// where some passage has it whole, since single characters occur apart in any large
-    /// text (风电厂 is 风 and 电厂, and the reports name no wind farm; 本日 is 本 and 日).
+    /// text (风电厂 is 风 and 电厂, and the reports name no wind farm; 本日 is 本 and 日), and so
+    /// does one left with a single character once its stop word is dropped (过人
+    /// "outstanding" is 人 alone, which every report writes).
     fn translation_frequency(&self, word: &str) -> Option<u64> {
         // The glossary's words are simplified; the text is asked folded the same way.
         let terms = self.analyzer().query_terms(word);
         let rarest = terms.iter().map(|t| self.document_frequency(t)).min()?;
-        let has_single_characters = terms.len() > 1 && terms.iter().any(|t| t.chars().count() == 1);
+        let has_single_characters =
+            word.chars().count() > 1 && terms.iter().any(|t| t.chars().count() == 1);
         if rarest == 0 || (has_single_characters && !self.folded_text().contains(word)) {
             return None;
         }
@@ -1300,6 +1303,7 @@ mod tests {
                 "本报告发布于3月1日。",
                 "国家电网有限公司与多家公司合作建设大模型。",
                 "這座風電廠建在山上，風很大。",
+                "每个人都可以使用大模型。",
             ],
         );
         // Written whole in traditional characters counts: the glossary is simplified.
@@ -1311,6 +1315,11 @@ mod tests {
         assert!(engine.translation_frequency("国家电网公司").is_some());
         assert!(engine.translation_frequency("报告").is_some());
         assert_eq!(engine.translation_frequency("渔业"), None);
+        // 过人 "outstanding" is 人 once its stop word 过 is dropped: the collection writes
+        // 人, not 过人.
+        assert_eq!(engine.analyzer().query_terms("过人"), ["人"]);
+        assert!(engine.document_frequency("人") > 0);
+        assert_eq!(engine.translation_frequency("过人"), None);
     }
 
     #[test]
