@@ -25,7 +25,7 @@ pub enum ErrorCode {
     BadK,
     /// The mode is not bm25, dense or hybrid.
     UnknownMode,
-    /// The fusion is not rrf[:K] or weighted[:W].
+    /// The fusion is not `rrf[:K]` or `weighted[:W]`.
     UnknownFusion,
     /// The mode needs the embedding model, which is not loaded.
     ModeUnavailable,

@@ -163,7 +163,7 @@ fn settle_locked(root: &Path, expected: &Expectation) -> Result<()> {
     std::fs::remove_file(&next).map_err(|e| Error::io(&next, e))
 }
 
-/// [`settle_locked`] under the index folder's build lock.
+/// `settle_locked` under the index folder's build lock.
 pub fn settle(root: &Path, expected: &Expectation) -> Result<()> {
     if !root.join(NEXT_MANIFEST_FILE).exists() {
         return Ok(());

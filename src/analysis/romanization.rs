@@ -131,7 +131,7 @@ fn cut(
 }
 
 /// The runs of consecutive capitalized words of `question` that read as pinyin, each as
-/// its words: "When did Alibaba launch Tongyi Qianwen?" → [Alibaba], [Tongyi, Qianwen].
+/// its words: "When did Alibaba launch Tongyi Qianwen?" → `[Alibaba]`, `[Tongyi, Qianwen]`.
 /// Left out are words written all in capitals (acronyms: "AI", "ERNIE") and those
 /// `is_english` knows, which the glossary translates ("China", "Huawei").
 pub fn pinyin_runs(question: &str, is_english: impl Fn(&str) -> bool) -> Vec<Vec<String>> {

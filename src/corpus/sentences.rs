@@ -76,7 +76,7 @@ fn bracket_balance(piece: &str) -> i32 {
         .sum()
 }
 
-/// Length in characters at which [`bracketed_sentences`] stops joining pieces while a
+/// Length in characters at which `bracketed_sentences` stops joining pieces while a
 /// bracket stays open (the run may pass it by its last piece): the [`crate::answer::MAX_SENTENCE_CHARS`] a sentence is shown in,
 /// past which it is cut anyway. Over all 3,219 CMRC questions, 320 / 160 gave answers
 /// holding a gold answer 0.8931 / 0.8941 (first sentence 0.7673 / 0.7686): longer joins
@@ -89,7 +89,7 @@ pub const MAX_BRACKETED_CHARS: usize = 160;
 /// 年**: OpenAI推出了GPT-3模型…"), and each item says one thing: read as one sentence,
 /// the item that answers is buried in the others and cut with them.
 ///
-/// A bold field label of `labels` (byte offsets in the passage, [`bold_labels`]; `start`
+/// A bold field label of `labels` (byte offsets in the passage, `bold_labels`; `start`
 /// is the piece's offset there) cuts only after another label of the same piece: a run
 /// of fields is cut into its fields, while a bold term inside a sentence ("截至2023年底，
 /// 平台**累计用户**：超过1亿人") leaves the sentence whole.
@@ -144,7 +144,7 @@ fn offset_in(text: &str, piece: &str) -> usize {
     piece.as_ptr() as usize - text.as_ptr() as usize
 }
 
-/// Longest bold run read as a field label ([`bold_labels`]): the labels of our reports
+/// Longest bold run read as a field label (`bold_labels`): the labels of our reports
 /// run 2–5 characters ("需求", "客户问题1"); a bold run longer than 12 is an emphasised
 /// phrase, not a label.
 const MAX_BOLD_LABEL_CHARS: usize = 12;
@@ -289,7 +289,7 @@ fn running_header(sentence: &str) -> Option<usize> {
     })
 }
 
-/// Capitalised words a running header has at least ([`running_header`]): two, so that
+/// Capitalised words a running header has at least (`running_header`): two, so that
 /// one acronym before a "·" ("AI · 大模型") is not taken for one.
 const MIN_RUNNING_HEADER_WORDS: usize = 2;
 
@@ -381,13 +381,13 @@ pub const MIN_CHARS_PER_PIECE: usize = 8;
 
 /// Version of the rules above, part of the index settings: sentence vectors are stored
 /// in this order, so changing a rule must rebuild the index. v4: running headers in spaced
-/// capitals ([`running_header`]) are stripped like headings. v5: list items run together
-/// are sentences of their own ([`list_items`]); a "·" inside a name (约翰·麦卡锡) ends no
+/// capitals (`running_header`) are stripped like headings. v5: list items run together
+/// are sentences of their own (`list_items`); a "·" inside a name (约翰·麦卡锡) ends no
 /// heading; names and figures count as one word each in [`is_prose`]. v6: a space
 /// inside a Latin name or figure ends no heading. v7: sentences of 6 and 7 characters
 /// count ([`MIN_SENTENCE_CHARS`]). v8: a sentence mark inside brackets or quotes ends no
-/// sentence ([`bracketed_sentences`]). v9: a bold field label ("**客户问题2**：") opens a
-/// sentence ([`bold_labels`]). v10: only after another label of its piece, its markers
+/// sentence (`bracketed_sentences`). v9: a bold field label ("**客户问题2**：") opens a
+/// sentence (`bold_labels`). v10: only after another label of its piece, its markers
 /// paired over the whole passage.
 pub const SENTENCE_RULES_VERSION: &str = "readable-sentences-v10";
 
