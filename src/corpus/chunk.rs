@@ -278,7 +278,7 @@ fn is_figure(line: &str) -> bool {
 const MAX_FIGURE_CHARS: usize = 12;
 
 /// Characters a standalone figure's unit is made of (counts, money, time, multiples).
-/// Unlike the figures an answer prefers (`FIGURE_UNITS` in `answer.rs`), no 年, 月 or 日:
+/// Unlike the figures an answer prefers (`FIGURE_UNITS` in `answer/compose.rs`), no 年, 月 or 日:
 /// a line holding only a date is a date, not a result.
 const STANDALONE_FIGURE_UNITS: &str = "倍万亿千百元个家人次项天时小分钟秒款台";
 
