@@ -211,3 +211,28 @@ fn a_chinese_word_the_reports_write_as_its_abbreviation_is_found_through_it() {
         answer.missing_terms
     );
 }
+
+#[test]
+#[cfg_attr(debug_assertions, ignore = "real model: run with cargo test --release")]
+fn when_a_question_is_set_does_not_refuse_it() {
+    // 如今 and 今后 are in no passage. Counted as naming words, as before, each outweighed
+    // what the evidence shares with the question and refused it.
+    for question in [
+        "如今医院用大模型辅助医生做什么？",
+        "今后银行会如何利用大模型加强风险控制？",
+    ] {
+        let answer = ask_fixture(question);
+        assert!(answer.found, "{answer:?}");
+        assert!(
+            !answer
+                .missing_terms
+                .iter()
+                .any(|m| m.missing_from == MissingFrom::Collection),
+            "{:?}",
+            answer.missing_terms
+        );
+    }
+    // A sector jieba tags as a time word still names what the collection lacks.
+    let answer = ask_fixture("婚庆公司用大模型策划婚礼的效果如何？");
+    assert_refused_for(&answer, "婚庆");
+}

@@ -364,16 +364,27 @@ impl Analyzer {
     }
 
     /// The words of `text` that name things, for deciding what a question is about:
-    /// jieba's nouns (tags `n…`), verbal nouns (`vn`), time words (`t`: 婚庆),
-    /// abbreviations (`j`) and words it does not know (`x`, `eng`); not verbs (`v`): on
-    /// dev, questions in everyday words ("帮上什么忙", "当作") were refused for them (外卖,
-    /// 快递 and 殡葬 are tagged verbs too: [`Analyzer::activity_words`] gives those, weighed
-    /// less), two characters or more, stop words left out, in
+    /// jieba's nouns (tags `n…`), verbal nouns (`vn`), abbreviations (`j`) and words it
+    /// does not know (`x`, `eng`); not verbs (`v`): on dev, questions in everyday words
+    /// ("帮上什么忙", "当作") were refused for them (外卖, 快递 and 殡葬 are tagged verbs
+    /// too: [`Analyzer::activity_words`] gives those, weighed less); not time words (`t`,
+    /// [`Analyzer::time_words`]). Two characters or more, stop words left out, in
     /// first-seen order (folded like [`Analyzer::analyze`]).
     pub fn naming_words(&self, text: &str) -> Vec<String> {
         self.tagged_words(text, |tag, _| {
-            tag.starts_with('n') || matches!(tag, "vn" | "t" | "j" | "x" | "eng")
+            tag.starts_with('n') || matches!(tag, "vn" | "j" | "x" | "eng")
         })
+    }
+
+    /// The words of `text` that say when (jieba's time words, tag `t`, that are in its
+    /// dictionary: 今后, 如今, 唐代). When a question is set says nothing of what it is
+    /// about, so a time word the reports never write (今后, 如今, 将来) does not refuse it,
+    /// while one they write is evidence like any other word. Runs jieba's HMM glues
+    /// together are tagged `t` too (会往 in 会往哪些方向) and are left out; the one sector
+    /// jieba tags as a time word, 婚庆, comes with the sector it names (婚庆公司,
+    /// [`Analyzer::sector_words`]).
+    pub fn time_words(&self, text: &str) -> Vec<String> {
+        self.tagged_words(text, |tag, word| tag == "t" && self.jieba.has_word(word))
     }
 
     /// The words of `text` that name an activity: jieba's verbs (tags `v…` other than the
@@ -546,6 +557,24 @@ mod tests {
             analyzer
                 .activity_words("外卖平台的客服每天处理多少订单？")
                 .contains(&"外卖".to_string())
+        );
+        // When a question is set names nothing it is about, nor does a run the HMM glues.
+        for (question, time) in [
+            ("今后大模型在金融行业会怎么发展？", "今后"),
+            ("如今大模型在医疗领域有哪些应用？", "如今"),
+            ("将来AI大模型会往哪些方向发展？", "会往"),
+        ] {
+            let words = analyzer.naming_words(question);
+            assert!(!words.iter().any(|w| w == time), "{question}: {words:?}");
+            assert!(
+                words
+                    .iter()
+                    .any(|w| w == "方向" || w == "领域" || w == "行业")
+            );
+        }
+        assert_eq!(
+            analyzer.time_words("将来AI大模型会往哪些方向发展？"),
+            vec!["将来".to_string()]
         );
         // Runs jieba's HMM glues together are not dictionary words, so not activities.
         assert!(

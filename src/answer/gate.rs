@@ -292,6 +292,12 @@ pub fn relevance(
                 }
             }
         }
+        // When the question is set: evidence where the reports write it, else nothing.
+        for word in analyzer.time_words(question) {
+            if !present.contains(&word) && in_collection(engine, &word) {
+                present.push(word);
+            }
+        }
         for word in analyzer.activity_words(question) {
             if !absent.contains(&word) && !in_collection(engine, &word) {
                 absent.push(word);
