@@ -236,3 +236,20 @@ fn when_a_question_is_set_does_not_refuse_it() {
     let answer = ask_fixture("婚庆公司用大模型策划婚礼的效果如何？");
     assert_refused_for(&answer, "婚庆");
 }
+
+#[test]
+#[cfg_attr(debug_assertions, ignore = "real model: run with cargo test --release")]
+fn the_words_a_person_asks_with_do_not_refuse_the_question() {
+    // 知道, 讲讲, 谢谢 and 例子 are in no passage. Counted as what the question is about, as
+    // before, each outweighed the generic words (大模型, 应用) the evidence shares with it.
+    for question in [
+        "我想知道银行如何利用大模型加强风险控制，谢谢",
+        "跟我讲讲保险机构怎么用大模型做理赔，举几个例子",
+    ] {
+        let answer = ask_fixture(question);
+        assert!(answer.found, "{answer:?}");
+    }
+    // What the question is about still decides.
+    let answer = ask_fixture("我想知道大模型在渔业中有哪些应用，谢谢");
+    assert_refused_for(&answer, "渔业");
+}

@@ -250,6 +250,63 @@ pub const ABSENT_TRANSLATION_SHARE: f32 = 0.5;
 /// answerable questions refused for one word of their wording held 2.7 and 3.5 times it.
 pub const CROSS_MATCHED_SHARE: f32 = 0.5;
 
+/// Words by which a person addresses the service rather than name what they ask about
+/// (我想知道…, 跟我讲讲…, 举几个例子, 谢谢): the reports write few of them, and their
+/// absence says nothing of the subject, so they never refuse a question; where the reports
+/// write one, it is evidence like any other word. Before, "我想知道大模型在金融行业有哪些应用"
+/// was refused for 知道 and the same question ending in 谢谢 for 谢谢. Written from the
+/// request, telling and politeness words of everyday Chinese, not from any question set.
+pub const REQUEST_WORDS: &[&str] = &[
+    "知道",
+    "想知道",
+    "了解",
+    "想了解",
+    "请教",
+    "告诉",
+    "告知",
+    "讲讲",
+    "讲一讲",
+    "说说",
+    "说一说",
+    "聊聊",
+    "聊一聊",
+    "谈谈",
+    "谈一谈",
+    "介绍",
+    "简介",
+    "解释",
+    "讲解",
+    "解答",
+    "回答",
+    "说明",
+    "描述",
+    "概括",
+    "总结",
+    "归纳",
+    "列举",
+    "列出",
+    "罗列",
+    "梳理",
+    "举例",
+    "例子",
+    "比如",
+    "比如说",
+    "谢谢",
+    "感谢",
+    "多谢",
+    "麻烦",
+    "劳驾",
+    "拜托",
+    "帮忙",
+    "帮帮",
+    "辛苦",
+    "您好",
+    "你好",
+    "问问",
+    "查查",
+    "看看",
+];
+
 /// The words of `question` the reports lack and the weights that decide
 /// ([`Relevance`]). For a question in Chinese the words are its naming words
 /// ([`crate::analysis::Analyzer::naming_words`]); for one in another language its common (not
@@ -280,6 +337,9 @@ pub fn relevance(
                 present.push(word);
                 continue;
             }
+            if REQUEST_WORDS.contains(&word.as_str()) {
+                continue;
+            }
             // Written in the reports as its abbreviation (个人电脑 → PC): present as that.
             let abbreviated = engine.abbreviations_used(std::slice::from_ref(&word));
             if abbreviated.is_empty() {
@@ -299,7 +359,10 @@ pub fn relevance(
             }
         }
         for word in analyzer.activity_words(question) {
-            if !absent.contains(&word) && !in_collection(engine, &word) {
+            if !absent.contains(&word)
+                && !REQUEST_WORDS.contains(&word.as_str())
+                && !in_collection(engine, &word)
+            {
                 absent.push(word);
                 absent_activities += 1;
             }
