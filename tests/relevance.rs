@@ -104,6 +104,22 @@ fn assert_refused_for(answer: &wenda::answer::Answer, term: &str) {
     );
 }
 
+/// Asks `question`, which must be answered with none of its words listed as missing
+/// from the collection.
+fn assert_answered_missing_nothing(question: &str) -> wenda::answer::Answer {
+    let answer = ask_fixture(question);
+    assert!(answer.found, "{answer:?}");
+    assert!(
+        !answer
+            .missing_terms
+            .iter()
+            .any(|m| m.missing_from == MissingFrom::Collection),
+        "{:?}",
+        answer.missing_terms
+    );
+    answer
+}
+
 #[test]
 #[cfg_attr(debug_assertions, ignore = "real model: run with cargo test --release")]
 fn a_chinese_question_about_a_facet_the_reports_lack_is_refused_and_names_it() {
@@ -199,17 +215,8 @@ fn a_chinese_word_the_reports_write_as_its_abbreviation_is_found_through_it() {
     // BM25 could not match PC and the reply listed 个人电脑 as a word the reports lack.
     let question = "银行柜员的个人电脑上配备了什么？";
     assert!(engine().query_terms(question).contains(&"pc".to_string()));
-    let answer = ask_fixture(question);
-    assert!(answer.found, "{answer:?}");
+    let answer = assert_answered_missing_nothing(question);
     assert!(answer.answer.contains("PC端"), "{}", answer.answer);
-    assert!(
-        !answer
-            .missing_terms
-            .iter()
-            .any(|m| m.missing_from == MissingFrom::Collection),
-        "{:?}",
-        answer.missing_terms
-    );
 }
 
 #[test]
@@ -221,16 +228,7 @@ fn when_a_question_is_set_does_not_refuse_it() {
         "如今医院用大模型辅助医生做什么？",
         "今后银行会如何利用大模型加强风险控制？",
     ] {
-        let answer = ask_fixture(question);
-        assert!(answer.found, "{answer:?}");
-        assert!(
-            !answer
-                .missing_terms
-                .iter()
-                .any(|m| m.missing_from == MissingFrom::Collection),
-            "{:?}",
-            answer.missing_terms
-        );
+        assert_answered_missing_nothing(question);
     }
     // A sector jieba tags as a time word still names what the collection lacks.
     let answer = ask_fixture("婚庆公司用大模型策划婚礼的效果如何？");
@@ -246,8 +244,7 @@ fn the_words_a_person_asks_with_do_not_refuse_the_question() {
         "我想知道银行如何利用大模型加强风险控制，谢谢",
         "跟我讲讲保险机构怎么用大模型做理赔，举几个例子",
     ] {
-        let answer = ask_fixture(question);
-        assert!(answer.found, "{answer:?}");
+        assert_answered_missing_nothing(question);
     }
     // What the question is about still decides.
     let answer = ask_fixture("我想知道大模型在渔业中有哪些应用，谢谢");
