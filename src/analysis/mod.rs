@@ -60,6 +60,63 @@ pub fn in_chinese(question: &str) -> bool {
 /// as its Latin letters ([`in_chinese`]).
 pub const CHINESE_LETTER_WEIGHT: usize = 4;
 
+/// Words that say when relative to the time of asking, not what a question is about
+/// ([`Analyzer::time_words`]): now, before, after and recent periods in everyday and
+/// written Chinese. Written from the language, not from any question set; the English
+/// counterpart is `translation::TIME_WORDS`.
+pub const RELATIVE_TIME_WORDS: &[&str] = &[
+    "现在",
+    "目前",
+    "当前",
+    "眼下",
+    "当下",
+    "如今",
+    "现今",
+    "当今",
+    "今后",
+    "往后",
+    "以后",
+    "日后",
+    "将来",
+    "未来",
+    "此后",
+    "之后",
+    "以前",
+    "之前",
+    "此前",
+    "从前",
+    "以往",
+    "过去",
+    "早期",
+    "近年",
+    "近年来",
+    "近来",
+    "最近",
+    "近期",
+    "近日",
+    "今年",
+    "去年",
+    "明年",
+    "前年",
+    "后年",
+    "今天",
+    "昨天",
+    "明天",
+    "当时",
+    "当年",
+    "后来",
+    "届时",
+    "同期",
+    "年初",
+    "年底",
+    "年末",
+    "上半年",
+    "下半年",
+    "这些年",
+    "前些年",
+    "早年",
+];
+
 /// Chinese function words and question words that carry no topic: matching
 /// them only adds noise to BM25. Common entries of the public Chinese
 /// stop-word lists (HIT, Baidu) plus the question words our users type.
@@ -367,24 +424,32 @@ impl Analyzer {
     /// jieba's nouns (tags `n…`), verbal nouns (`vn`), abbreviations (`j`) and words it
     /// does not know (`x`, `eng`); not verbs (`v`): on dev, questions in everyday words
     /// ("帮上什么忙", "当作") were refused for them (外卖, 快递 and 殡葬 are tagged verbs
-    /// too: [`Analyzer::activity_words`] gives those, weighed less); not time words (`t`,
-    /// [`Analyzer::time_words`]). Two characters or more, stop words left out, in
-    /// first-seen order (folded like [`Analyzer::analyze`]).
+    /// too: [`Analyzer::activity_words`] gives those, weighed less); time words (`t`) of
+    /// jieba's dictionary, which name seasons, festivals and periods a question can be
+    /// about (春节, 孕期, 汛期) and one sector (婚庆), but not those that only say when
+    /// relative to now ([`RELATIVE_TIME_WORDS`], [`Analyzer::time_words`]) nor runs jieba's
+    /// HMM glues together and tags `t` (会往 in 会往哪些方向). Two characters or more, stop
+    /// words left out, in first-seen order (folded like [`Analyzer::analyze`]).
     pub fn naming_words(&self, text: &str) -> Vec<String> {
-        self.tagged_words(text, |tag, _| {
-            tag.starts_with('n') || matches!(tag, "vn" | "j" | "x" | "eng")
+        self.tagged_words(text, |tag, word| {
+            let word = word.trim();
+            if RELATIVE_TIME_WORDS.contains(&word) {
+                return false;
+            }
+            tag.starts_with('n')
+                || matches!(tag, "vn" | "j" | "x" | "eng")
+                || (tag == "t" && self.jieba.has_word(word))
         })
     }
 
-    /// The words of `text` that say when (jieba's time words, tag `t`, that are in its
-    /// dictionary: 今后, 如今, 唐代). When a question is set says nothing of what it is
-    /// about, so a time word the reports never write (今后, 如今, 将来) does not refuse it,
-    /// while one they write is evidence like any other word. Runs jieba's HMM glues
-    /// together are tagged `t` too (会往 in 会往哪些方向) and are left out; the one sector
-    /// jieba tags as a time word, 婚庆, comes with the sector it names (婚庆公司,
-    /// [`Analyzer::sector_words`]).
+    /// The time words of `text` (jieba's tag `t`, in its dictionary) that say when relative
+    /// to now ([`RELATIVE_TIME_WORDS`]: 今后, 如今, 目前). When a question is set says
+    /// nothing of what it is about, so such a word the reports never write (今后, 如今, 将来)
+    /// does not refuse it, while one they write (目前, 未来) is evidence like any other word.
     pub fn time_words(&self, text: &str) -> Vec<String> {
-        self.tagged_words(text, |tag, word| tag == "t" && self.jieba.has_word(word))
+        self.tagged_words(text, |tag, word| {
+            tag == "t" && self.jieba.has_word(word) && RELATIVE_TIME_WORDS.contains(&word.trim())
+        })
     }
 
     /// The words of `text` that name an activity: jieba's verbs (tags `v…` other than the
@@ -576,6 +641,15 @@ mod tests {
             analyzer.time_words("将来AI大模型会往哪些方向发展？"),
             vec!["将来".to_string()]
         );
+        // Time words that name what a question is about stay naming words.
+        for (question, topic) in [
+            ("大模型在孕期健康管理中有哪些应用？", "孕期"),
+            ("婚庆策划能用大模型吗？", "婚庆"),
+            ("春节期间大模型客服的咨询量有多少？", "春节"),
+        ] {
+            let words = analyzer.naming_words(question);
+            assert!(words.iter().any(|w| w == topic), "{question}: {words:?}");
+        }
         // Runs jieba's HMM glues together are not dictionary words, so not activities.
         assert!(
             !analyzer

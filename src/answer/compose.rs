@@ -1,7 +1,6 @@
 //! Extractive composition: the sentences of the evidence passages that best answer the
 //! question, the answering sentence first, each shortened around what the question asks
-//! and followed by its citation marker. Written by hand because choosing and ordering
-//! evidence sentences is the core of what staff read.
+//! and followed by its citation marker.
 
 use std::collections::HashSet;
 

@@ -299,9 +299,6 @@ pub const REQUEST_WORDS: &[&str] = &[
     "拜托",
     "帮忙",
     "帮帮",
-    "辛苦",
-    "您好",
-    "你好",
     "问问",
     "查查",
     "看看",
@@ -309,7 +306,10 @@ pub const REQUEST_WORDS: &[&str] = &[
 
 /// The words of `question` the reports lack and the weights that decide
 /// ([`Relevance`]). For a question in Chinese the words are its naming words
-/// ([`crate::analysis::Analyzer::naming_words`]); for one in another language its common (not
+/// ([`crate::analysis::Analyzer::naming_words`]), none of which refuses it when it is one
+/// of [`REQUEST_WORDS`], and its time words relative to now
+/// ([`crate::analysis::Analyzer::time_words`]), which only count where the reports write
+/// them; for one in another language its common (not
 /// capitalized) words whose translations the collection never uses
 /// ([`Engine::unused_english_words`]) and the Chinese words it was translated into
 /// (`translated`). `evidence` holds the words of each passage retrieved.
@@ -399,6 +399,7 @@ pub fn relevance(
         present = analyzer
             .naming_words(question)
             .into_iter()
+            .chain(analyzer.time_words(question))
             .chain(analyzer.activity_words(question))
             .filter(|w| w.chars().any(is_han) && in_collection(engine, w))
             .collect();
@@ -447,8 +448,12 @@ pub fn relevance(
                 .sum::<f32>()
         })
         .fold(0.0, f32::max);
+    // A word the person asks with says nothing of the subject, so the evidence lacks
+    // nothing when it lacks one.
     for (word, _, parts) in &weighed {
-        if !evidence.iter().any(|words| holds(words, word, parts)) {
+        if !REQUEST_WORDS.contains(&word.as_str())
+            && !evidence.iter().any(|words| holds(words, word, parts))
+        {
             relevance.missing.push(MissingTerm {
                 term: word.clone(),
                 missing_from: MissingFrom::Evidence,

@@ -41,6 +41,7 @@ pub use gate::{
     confidence, refusal_text, relevance,
 };
 
+/// Passages retrieved for an answer by default: enough evidence for a
 /// short answer, few enough that every source shown is worth reading.
 pub const DEFAULT_ANSWER_PASSAGES: usize = 5;
 
