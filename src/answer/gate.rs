@@ -323,98 +323,17 @@ pub fn relevance(
     let n = engine.passages().len().max(1) as f32;
     let idf = |df: f32| ((n - df + 0.5) / (df + 0.5) + 1.0).ln().max(0.05);
     let mut relevance = Relevance::default();
-    let mut present = Vec::new();
-    let mut absent = Vec::new();
-    // Absent words that name an activity rather than a thing weigh
-    // [`ABSENT_ACTIVITY_SHARE`] of an absent naming word.
-    let mut absent_activities = 0usize;
-    // Absent English words of a question that also quotes Chinese the reports hold weigh
-    // [`ABSENT_TRANSLATION_SHARE`] of one.
-    let mut absent_guesses = 0usize;
-    if in_chinese(question) {
-        for word in analyzer.naming_words(question) {
-            if in_collection(engine, &word) {
-                present.push(word);
-                continue;
-            }
-            if REQUEST_WORDS.contains(&word.as_str()) {
-                continue;
-            }
-            // Written in the reports as its abbreviation (个人电脑 → PC): present as that.
-            let abbreviated = engine.abbreviations_used(std::slice::from_ref(&word));
-            if abbreviated.is_empty() {
-                absent.push(word);
-            } else {
-                for term in abbreviated {
-                    if !present.contains(&term) {
-                        present.push(term);
-                    }
-                }
-            }
-        }
-        // When the question is set: evidence where the reports write it, else nothing.
-        for word in analyzer.time_words(question) {
-            if !present.contains(&word) && in_collection(engine, &word) {
-                present.push(word);
-            }
-        }
-        for word in analyzer.activity_words(question) {
-            if !absent.contains(&word)
-                && !REQUEST_WORDS.contains(&word.as_str())
-                && !in_collection(engine, &word)
-            {
-                absent.push(word);
-                absent_activities += 1;
-            }
-        }
-        // A sector word the reports lack refuses on its own (see
-        // [`Relevance::absent_sectors`]); listed with the naming words.
-        for word in analyzer.sector_words(question) {
-            if !in_collection(engine, &word) {
-                relevance.absent_sectors += 1;
-                if !absent.contains(&word) {
-                    absent.insert(0, word);
-                }
-            }
-        }
+    let words = if in_chinese(question) {
+        QuestionWords::of_chinese(engine, question)
     } else {
-        absent = engine.unused_english_words(&common_words(question));
-        // Nothing of the question is known: no word the glossary translates, no name read
-        // from pinyin, and none of its own words in any passage ("asdf qwer zxcv", a
-        // made-up name): the reports say nothing of it, however close its vector falls.
-        if translated.is_empty() {
-            let own = analyzer.query_terms(question);
-            if !own.is_empty() && own.iter().all(|t| engine.document_frequency(t) == 0) {
-                for word in own {
-                    if !absent.contains(&word) {
-                        absent.push(word);
-                    }
-                }
-            }
-        }
-        // The Chinese words an English question quotes ("digital human (数智人)") are the
-        // person's own, not the glossary's guesses: when the collection holds some, they
-        // are weighed against the absent English words as in a Chinese question, each of
-        // those at [`ABSENT_TRANSLATION_SHARE`].
-        present = analyzer
-            .naming_words(question)
-            .into_iter()
-            .chain(analyzer.time_words(question))
-            .chain(analyzer.activity_words(question))
-            .filter(|w| w.chars().any(is_han) && in_collection(engine, w))
-            .collect();
-        if present.is_empty() {
-            relevance.cross_lingual = true;
-            present = translated.to_vec();
-        } else {
-            absent_guesses = absent.len();
-        }
-    }
-    relevance.absent_weight = ((absent.len() - absent_activities - absent_guesses) as f32
-        + ABSENT_ACTIVITY_SHARE * absent_activities as f32
-        + ABSENT_TRANSLATION_SHARE * absent_guesses as f32)
-        * idf(0.0);
-    relevance.missing = absent
+        QuestionWords::of_other(engine, question, translated)
+    };
+    relevance.absent_sectors = words.absent_sectors;
+    relevance.cross_lingual = words.cross_lingual;
+    relevance.absent_weight = words.absent_weight(idf(0.0));
+    let present = words.present;
+    relevance.missing = words
+        .absent
         .into_iter()
         .map(|term| MissingTerm {
             term,
@@ -461,6 +380,133 @@ pub fn relevance(
         }
     }
     relevance
+}
+
+/// The words of a question the relevance decision weighs: those some passage holds and
+/// those none does, with how many of the absent ones weigh less than a naming word.
+#[derive(Debug, Default)]
+struct QuestionWords {
+    /// Words some passage holds (for an English question that quotes no Chinese the
+    /// collection holds, the Chinese it was translated into).
+    present: Vec<String>,
+    /// Words no passage holds, in the order they are listed as missing.
+    absent: Vec<String>,
+    /// How many of `absent` name an activity ([`ABSENT_ACTIVITY_SHARE`]).
+    absent_activities: usize,
+    /// How many of `absent` are English words of a question that also quotes Chinese the
+    /// reports hold ([`ABSENT_TRANSLATION_SHARE`]).
+    absent_guesses: usize,
+    /// [`Relevance::absent_sectors`].
+    absent_sectors: usize,
+    /// [`Relevance::cross_lingual`].
+    cross_lingual: bool,
+}
+
+impl QuestionWords {
+    /// The words of a question in Chinese: its naming words ([`REQUEST_WORDS`] never
+    /// absent; a word the reports write only as its abbreviation present as that), its
+    /// time words relative to now where the reports write them, its activity words no
+    /// passage holds, and the sector it asks about when no passage names it.
+    fn of_chinese(engine: &Engine, question: &str) -> Self {
+        let analyzer = engine.analyzer();
+        let mut words = QuestionWords::default();
+        for word in analyzer.naming_words(question) {
+            if in_collection(engine, &word) {
+                words.present.push(word);
+                continue;
+            }
+            if REQUEST_WORDS.contains(&word.as_str()) {
+                continue;
+            }
+            // Written in the reports as its abbreviation (个人电脑 → PC): present as that.
+            let abbreviated = engine.abbreviations_used(std::slice::from_ref(&word));
+            if abbreviated.is_empty() {
+                words.absent.push(word);
+            } else {
+                for term in abbreviated {
+                    if !words.present.contains(&term) {
+                        words.present.push(term);
+                    }
+                }
+            }
+        }
+        // When the question is set: evidence where the reports write it, else nothing.
+        for word in analyzer.time_words(question) {
+            if !words.present.contains(&word) && in_collection(engine, &word) {
+                words.present.push(word);
+            }
+        }
+        for word in analyzer.activity_words(question) {
+            if !words.absent.contains(&word)
+                && !REQUEST_WORDS.contains(&word.as_str())
+                && !in_collection(engine, &word)
+            {
+                words.absent.push(word);
+                words.absent_activities += 1;
+            }
+        }
+        // A sector word the reports lack refuses on its own (see
+        // [`Relevance::absent_sectors`]); listed with the naming words.
+        for word in analyzer.sector_words(question) {
+            if !in_collection(engine, &word) {
+                words.absent_sectors += 1;
+                if !words.absent.contains(&word) {
+                    words.absent.insert(0, word);
+                }
+            }
+        }
+        words
+    }
+
+    /// The words of a question in another language: its common words whose every glossary
+    /// translation the collection lacks (or, when nothing of it is known, all its own
+    /// words), weighed against the Chinese it quotes that the collection holds, else
+    /// against the Chinese it was translated into (`translated`).
+    fn of_other(engine: &Engine, question: &str, translated: &[String]) -> Self {
+        let analyzer = engine.analyzer();
+        let mut words = QuestionWords::default();
+        words.absent = engine.unused_english_words(&common_words(question));
+        // Nothing of the question is known: no word the glossary translates, no name read
+        // from pinyin, and none of its own words in any passage ("asdf qwer zxcv", a
+        // made-up name): the reports say nothing of it, however close its vector falls.
+        if translated.is_empty() {
+            let own = analyzer.query_terms(question);
+            if !own.is_empty() && own.iter().all(|t| engine.document_frequency(t) == 0) {
+                for word in own {
+                    if !words.absent.contains(&word) {
+                        words.absent.push(word);
+                    }
+                }
+            }
+        }
+        // The Chinese words an English question quotes ("digital human (数智人)") are the
+        // person's own, not the glossary's guesses: when the collection holds some, they
+        // are weighed against the absent English words as in a Chinese question, each of
+        // those at [`ABSENT_TRANSLATION_SHARE`].
+        words.present = analyzer
+            .naming_words(question)
+            .into_iter()
+            .chain(analyzer.time_words(question))
+            .chain(analyzer.activity_words(question))
+            .filter(|w| w.chars().any(is_han) && in_collection(engine, w))
+            .collect();
+        if words.present.is_empty() {
+            words.cross_lingual = true;
+            words.present = translated.to_vec();
+        } else {
+            words.absent_guesses = words.absent.len();
+        }
+        words
+    }
+
+    /// What the absent words weigh, `unit` each (the weight of a word of document frequency
+    /// 0), activities and guesses at their shares.
+    fn absent_weight(&self, unit: f32) -> f32 {
+        ((self.absent.len() - self.absent_activities - self.absent_guesses) as f32
+            + ABSENT_ACTIVITY_SHARE * self.absent_activities as f32
+            + ABSENT_TRANSLATION_SHARE * self.absent_guesses as f32)
+            * unit
+    }
 }
 
 /// An English question with its names left out ([`Glossary::without_names`]: what the
