@@ -1227,11 +1227,12 @@ pub fn fuse(bm25: &[(u32, f32)], dense: &[(u32, f32)], fusion: Fusion) -> Vec<(u
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    /// A lexical-only engine over one passage per text.
-    fn lexical_engine(dir: &Path, texts: &[&str]) -> Engine {
+    /// A lexical-only engine over one passage per text (for the tests of other modules
+    /// too).
+    pub(crate) fn lexical_engine(dir: &Path, texts: &[&str]) -> Engine {
         let passages: Vec<Passage> = texts
             .iter()
             .enumerate()

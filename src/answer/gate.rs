@@ -415,7 +415,8 @@ impl QuestionWords {
                 words.present.push(word);
                 continue;
             }
-            if REQUEST_WORDS.contains(&word.as_str()) {
+            if REQUEST_WORDS.contains(&word.as_str()) || cut_across_a_term(engine, question, &word)
+            {
                 continue;
             }
             // Written in the reports as its abbreviation (个人电脑 → PC): present as that.
@@ -528,6 +529,37 @@ fn is_hyphenated(word: &str) -> bool {
     parts.clone().count() >= 2 && parts.all(|p| p.chars().any(char::is_alphabetic))
 }
 
+/// Share of the passages that must hold a term for a question word cut across it to be
+/// taken for jieba's mistake ([`cut_across_a_term`]): a term the reports use throughout.
+/// 大模型 is in most passages; the runs a real topic word's last character starts in our
+/// near-negatives ("业中" after 渔业, "业管理" after 林业) are in a few percent at most.
+/// A tenth, not fitted.
+pub const THROUGHOUT_SHARE: f32 = 0.1;
+
+/// Whether jieba cut `word` of `question` across a term the reports use throughout: the
+/// word's last character, with the two after it in the question, is a run that at least
+/// [`THROUGHOUT_SHARE`] of the passages hold, and what is left of the word is one
+/// character. 上大 (an abbreviation of 上海大学) in "企业上大模型之前要准备什么" takes the
+/// 大 of 大模型, and no passage writes 上大; the question asks about 大模型, so 上大 is
+/// no word of it.
+fn cut_across_a_term(engine: &Engine, question: &str, word: &str) -> bool {
+    let chars: Vec<char> = word.chars().collect();
+    if chars.len() != 2 {
+        return false;
+    }
+    let folded = crate::analysis::fold_text(question).to_lowercase();
+    let Some(at) = folded.find(word) else {
+        return false;
+    };
+    let run: String = folded[at..].chars().skip(chars.len() - 1).take(3).collect();
+    if run.chars().count() < 3 {
+        return false;
+    }
+    let passages = engine.passages();
+    let holding = passages.iter().filter(|p| p.text.contains(&run)).count();
+    holding as f32 >= THROUGHOUT_SHARE * passages.len() as f32
+}
+
 /// Whether some passage of the collection contains `word`: as an indexed term, as all
 /// the terms it is analysed into, or as text.
 fn in_collection(engine: &Engine, word: &str) -> bool {
@@ -605,6 +637,34 @@ pub fn confidence(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_word_jieba_cuts_across_the_term_every_passage_holds_is_no_word_of_the_question() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = crate::retrieve::tests::lexical_engine(
+            dir.path(),
+            &[
+                "金融行业是大模型应用落地最快的领域之一。",
+                "企业在部署大模型时面临算力不足和人才短缺等挑战。",
+                "医院部署大模型后，门诊病历的书写时间减少了一半。",
+                "智能客服是大模型落地的切入口，人工成本随之降低。",
+            ],
+        );
+        // jieba cuts 企业上大模型 as 企业/上大/模型: 上大 takes the 大 of 大模型.
+        assert!(cut_across_a_term(
+            &engine,
+            "企业上大模型之前要准备什么？",
+            "上大"
+        ));
+        // A topic word whose last character starts a run few passages hold (业管理) stays.
+        assert!(!cut_across_a_term(
+            &engine,
+            "林业管理中大模型发挥了什么作用？",
+            "林业"
+        ));
+        // Nor is a word cut when the run after it is the question's end.
+        assert!(!cut_across_a_term(&engine, "大模型能用在渔业吗", "渔业"));
+    }
 
     /// A word of the question that no passage contains.
     fn absent(term: &str) -> MissingTerm {

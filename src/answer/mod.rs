@@ -37,8 +37,8 @@ pub use gate::{
     BGE_PARAPHRASE_MEANING_MARGIN, BGE_ZH_THRESHOLD, CONFIDENCE_SCALE, CROSS_COVERAGE_WEIGHT,
     CROSS_MARGIN_WEIGHT, CROSS_MATCHED_SHARE, CROSS_THRESHOLD, GateCalibration, MIN_TERM_COVERAGE,
     MISSING_TERM_CONFIDENCE, MissingFrom, MissingTerm, NOT_FOUND_ANSWER, NOT_MENTIONED,
-    PARAPHRASE_MEANING_MARGIN, REQUEST_WORDS, Relevance, ZH_COVERAGE_WEIGHT, ZH_THRESHOLD,
-    confidence, refusal_text, relevance,
+    PARAPHRASE_MEANING_MARGIN, REQUEST_WORDS, Relevance, THROUGHOUT_SHARE, ZH_COVERAGE_WEIGHT,
+    ZH_THRESHOLD, confidence, refusal_text, relevance,
 };
 
 /// Passages retrieved for an answer by default: enough evidence for a
