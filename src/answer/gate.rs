@@ -530,7 +530,7 @@ fn is_hyphenated(word: &str) -> bool {
 }
 
 /// Share of the passages that must hold a term for a question word cut across it to be
-/// taken for jieba's mistake ([`cut_across_a_term`]): a term the reports use throughout.
+/// taken for jieba's mistake (`cut_across_a_term`): a term the reports use throughout.
 /// 大模型 is in most passages; the runs a real topic word's last character starts in our
 /// near-negatives ("业中" after 渔业, "业管理" after 林业) are in a few percent at most.
 /// A tenth, not fitted.
