@@ -403,8 +403,9 @@ struct QuestionWords {
 }
 
 impl QuestionWords {
-    /// The words of a question in Chinese: its naming words ([`REQUEST_WORDS`] never
-    /// absent; a word the reports write only as its abbreviation present as that), its
+    /// The words of a question in Chinese: its naming words ([`REQUEST_WORDS`] and words
+    /// jieba cut across a term, `cut_across_a_term`, never absent; a word the reports
+    /// write only as its abbreviation present as that), its
     /// time words relative to now where the reports write them, its activity words no
     /// passage holds, and the sector it asks about when no passage names it.
     fn of_chinese(engine: &Engine, question: &str) -> Self {
@@ -564,8 +565,16 @@ fn cut_across_a_term(engine: &Engine, question: &str, word: &str) -> bool {
     }
     let tail: String = run.chars().skip(1).collect();
     let passages = engine.passages();
-    let holding = passages.iter().filter(|p| p.text.contains(&run)).count();
-    let holding_tail = passages.iter().filter(|p| p.text.contains(&tail)).count();
+    // One pass: a passage holding the run holds its tail too.
+    let (holding, holding_tail) = passages.iter().filter(|p| p.text.contains(&tail)).fold(
+        (0, 0),
+        |(run_count, tail_count), p| {
+            (
+                run_count + usize::from(p.text.contains(&run)),
+                tail_count + 1,
+            )
+        },
+    );
     holding >= 2
         && holding as f32 >= THROUGHOUT_SHARE * passages.len() as f32
         && holding as f32 >= TERM_COHESION * holding_tail as f32
